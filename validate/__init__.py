@@ -1,0 +1,1 @@
+"""The widenet validation harness: `python -m validate` runs the scenarios and writes a report."""

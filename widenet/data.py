@@ -1,0 +1,205 @@
+"""Data sets: generated (spiral, rank-k regression, Gaussian), shipped (scikit-learn digits),
+and readers for real MNIST (IDX) and CIFAR-10 (python batches) files on a local path.
+
+Every generator takes an explicit PRNG key and is deterministic. Inputs are float arrays (n, d);
+classification targets are one-hot (n, C) or, for two classes, a single ±1 column (n, 1)."""
+
+import gzip
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._checks import check_range
+
+__all__ = [
+    "Dataset",
+    "spiral",
+    "rank_k_regression",
+    "rank_k_target",
+    "gaussian",
+    "digits",
+    "read_idx",
+    "load_mnist",
+    "load_cifar10",
+    "one_hot",
+    "split",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test arrays. `y_*` are regression targets or encoded labels, `labels_*` integer classes."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    labels_train: np.ndarray | None = None
+    labels_test: np.ndarray | None = None
+    name: str = "data"
+
+    @property
+    def n_train(self):
+        return self.x_train.shape[0]
+
+
+def one_hot(labels, n_classes):
+    """One-hot rows (n, C) of float targets."""
+    return np.eye(n_classes)[np.asarray(labels)]
+
+
+def spiral(key, *, n_per_class=100, n_classes=3, noise=0.2, turns=2.0):
+    """Spiral arms (dynamical-loss paper, SM; NOTES.md): arm j has radius linspace(0, 1, n) and angle
+    linspace(2πj/C, 2πj/C + 2π·turns, n) plus $\\mathcal N(0, \\text{noise}^2)$ on the angle only.
+
+    Returns:
+        x (C·n, 2) and integer labels (C·n,).
+    """
+    check_range("n_per_class", n_per_class, low=1)
+    check_range("n_classes", n_classes, low=2)
+    check_range("noise", noise, low=0.0)
+    r = np.linspace(0.0, 1.0, n_per_class)
+    angles_noise = noise * np.asarray(jax.random.normal(key, (n_classes, n_per_class)))
+    xs, labels = [], []
+    for j in range(n_classes):
+        start = 2 * np.pi * j / n_classes
+        angle = np.linspace(start, start + 2 * np.pi * turns, n_per_class) + angles_noise[j]
+        xs.append(np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1))
+        labels.append(np.full(n_per_class, j))
+    return np.concatenate(xs), np.concatenate(labels)
+
+
+def rank_k_target(x, task):
+    """Targets of the low-rank regression tasks (catapult slides): rank2 $f^* = x_1 x_2$, rank4
+    $f^* = x_1 + x_1x_2 + x_1x_2x_3 + x_1x_2x_3x_4$."""
+    x = np.asarray(x)
+    if task == "rank2":
+        return x[:, 0] * x[:, 1]
+    if task == "rank4":
+        prod = np.cumprod(x[:, :4], axis=1)
+        return prod.sum(axis=1)
+    raise ValueError(f"`task` must be 'rank2' or 'rank4'; got {task!r}")
+
+
+def rank_k_regression(key, n, *, d=100, task="rank2"):
+    """Gaussian inputs $x \\sim \\mathcal N(0, I_d)$ with a low-rank polynomial target; x (n, d), y (n, 1)."""
+    check_range("n", n, low=1)
+    check_range("d", d, low=4, meaning="the rank-4 target uses 4 coordinates")
+    x = np.asarray(jax.random.normal(key, (n, d)))
+    return x, rank_k_target(x, task)[:, None]
+
+
+def gaussian(key, n, d, *, out_dim=1, noise=0.0):
+    """Gaussian inputs with targets from a random linear teacher plus noise: x (n, d), y (n, out_dim)."""
+    check_range("n", n, low=1)
+    check_range("d", d, low=1)
+    kx, kw, kn = jax.random.split(key, 3)
+    x = np.asarray(jax.random.normal(kx, (n, d)))
+    w = np.asarray(jax.random.normal(kw, (d, out_dim))) / np.sqrt(d)
+    y = x @ w + noise * np.asarray(jax.random.normal(kn, (n, out_dim)))
+    return x, y
+
+
+def _normalise(x, how):
+    if how == "sphere":  # |x| = sqrt(d): O(1) coordinates, O(1) NTK entries in NTK parameterization
+        return x * np.sqrt(x.shape[1]) / np.linalg.norm(x, axis=1, keepdims=True)
+    if how == "standardize":
+        return (x - x.mean(0)) / (x.std(0) + 1e-8)
+    if how is None:
+        return x
+    raise ValueError(f"`normalize` must be 'sphere', 'standardize' or None; got {how!r}")
+
+
+def split(x, y, labels, *, key, n_train, n_test, name="data"):
+    """Random disjoint train/test subsets (deterministic given `key`)."""
+    n = x.shape[0]
+    if n_train + n_test > n:
+        raise ValueError(f"`n_train` + `n_test` must be <= {n} samples; got {n_train} + {n_test}")
+    order = np.asarray(jax.random.permutation(key, n))
+    tr, te = order[:n_train], order[n_train : n_train + n_test]
+    lab = None if labels is None else np.asarray(labels)
+    return Dataset(
+        x[tr], y[tr], x[te], y[te], None if lab is None else lab[tr], None if lab is None else lab[te], name
+    )
+
+
+def _encode(labels, target):
+    if target == "even_odd":
+        return np.where(labels % 2 == 0, 1.0, -1.0)[:, None]
+    if target == "one_hot":
+        return one_hot(labels, int(labels.max()) + 1)
+    raise ValueError(f"`target` must be 'even_odd' or 'one_hot'; got {target!r}")
+
+
+def digits(*, key, n_train, n_test=0, target="even_odd", normalize="sphere"):
+    """scikit-learn's 8x8 digits (1797 images, shipped with the package): an offline stand-in for MNIST.
+
+    Args:
+        key: PRNG key for the train/test split.
+        n_train, n_test: subset sizes.
+        target: "even_odd" (±1 single output, as the L2 paper's Fig. 5c) or "one_hot" (10 classes).
+        normalize: "sphere" (each image has norm $\\sqrt d$), "standardize", or None (pixels 0..16).
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = _normalise(data.data.astype(float), normalize)
+    labels = data.target.astype(int)
+    return split(x, _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name=f"digits/{target}")
+
+
+def read_idx(path):
+    """Read an IDX file (MNIST's format), gzipped or not, into a NumPy array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if raw[2] not in dtypes:
+        raise ValueError(f"{path}: unknown IDX element type 0x{raw[2]:02x}")
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=dtypes[raw[2]], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says shape {shape} but holds {data.size} elements")
+    return data.reshape(shape)
+
+
+def _find(directory, stem):
+    for name in (stem, stem + ".gz"):
+        if (directory / name).exists():
+            return directory / name
+    raise FileNotFoundError(f"no {stem}[.gz] in {directory}")
+
+
+def load_mnist(directory, *, key, n_train, n_test=0, target="even_odd", normalize="sphere"):
+    """MNIST from the four IDX files in a local `directory` (train-images-idx3-ubyte[.gz], ...)."""
+    directory = Path(directory)
+    x = read_idx(_find(directory, "train-images-idx3-ubyte")).reshape(-1, 28 * 28).astype(float)
+    labels = read_idx(_find(directory, "train-labels-idx1-ubyte")).astype(int)
+    if x.shape[0] != labels.shape[0]:
+        raise ValueError(f"MNIST images ({x.shape[0]}) and labels ({labels.shape[0]}) differ in number")
+    return split(_normalise(x, normalize), _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name="mnist")
+
+
+def load_cifar10(directory, *, key, n_train, n_test=0, target="one_hot", normalize="standardize"):
+    """CIFAR-10 from the python batches (data_batch_1..5) in a local `directory` (cifar-10-batches-py)."""
+    directory = Path(directory)
+    batches = sorted(directory.glob("data_batch_*"))
+    if not batches:
+        raise FileNotFoundError(f"no data_batch_* files in {directory}")
+    xs, ys = [], []
+    for batch in batches:
+        with open(batch, "rb") as fh:
+            d = pickle.load(fh, encoding="bytes")
+        xs.append(np.asarray(d[b"data"], dtype=float))
+        ys.append(np.asarray(d[b"labels"], dtype=int))
+    x, labels = np.concatenate(xs), np.concatenate(ys)
+    return split(_normalise(x, normalize), _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name="cifar10")

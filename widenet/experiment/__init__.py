@@ -1,0 +1,1 @@
+"""Finite-width experiments: the shared trainer and resumable sweeps."""

@@ -1,0 +1,304 @@
+"""The shared trainer: full-batch GD or minibatch SGD on stax networks, jit + lax.scan in chunks.
+
+Objective (docs/notation.md): $L_{tot}(\\theta) = \\sum_i w_i(s)\\,\\ell(f_\\theta(x_i), y_i)
++ \\frac{\\lambda(s)}{2}\\|\\theta\\|^2$ (a sum over samples, as the L2 paper), update
+$\\theta_{s+1} = \\theta_s - \\eta(s)\\nabla L_{tot}(\\theta_s)$. SGD uses the unbiased estimate
+$\\frac{n}{b}\\sum_{i \\in B_s}$ of the sum, with batch $B_s$ drawn from `fold_in(key, s)` so that a
+resumed or repeated run draws the same batches. Time is $t_s = \\sum_{r<s}\\eta(r)$ ($=\\eta s$ for a
+constant rate), the gradient-flow time of the theory.
+
+Every run is a batch of R runs (seeds and hyperparameters) vmapped together: one compile serves a
+whole sweep. A run whose loss becomes non-finite or exceeds `divergence_loss` is frozen and
+reported with `diverged_at` (the step), never as NaNs or an exception.
+"""
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import losses
+from .._checks import check_range, check_shape
+from ..networks import empirical_ntk
+
+__all__ = ["TrainConfig", "TrainResult", "train", "train_sweep"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Static training configuration (hashable; changing it recompiles).
+
+    Attributes:
+        steps: number of updates.
+        record_every: steps between records (the chunk length of the scanned loop).
+        loss: "mse" or "cross_entropy".
+        batch_size: None for full-batch GD, else the SGD minibatch size.
+        n_eigs: number of top empirical-NTK eigenvalues recorded on the training set (0: none).
+        ntk_points: at most this many training points enter the recorded NTK.
+        record_outputs: record network outputs on train and test points.
+        divergence_loss: a training loss above this (or non-finite) marks the run diverged.
+    """
+
+    steps: int
+    record_every: int = 10
+    loss: str = "mse"
+    batch_size: int | None = None
+    n_eigs: int = 3
+    ntk_points: int = 512
+    record_outputs: bool = True
+    divergence_loss: float = 1e12
+
+    def __post_init__(self):
+        check_range("steps", self.steps, low=1)
+        check_range("record_every", self.record_every, low=1)
+        check_range("n_eigs", self.n_eigs, low=0)
+        losses.get(self.loss)
+        if self.batch_size is not None:
+            check_range("batch_size", self.batch_size, low=1)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Records on the grid `steps` (R runs along axis 0 for a sweep, none for `train`).
+
+    Attributes:
+        steps: (K,) recorded steps, 0 included. t: (..., K) time $\\sum \\eta$ at those steps.
+        train_loss: data loss without L2 and without weights. weighted_loss: with the current weights.
+        test_loss, train_accuracy, test_accuracy, param_norm ($\\|\\theta\\|$): (..., K).
+        ntk_top: (..., K, n_eigs) top empirical-NTK eigenvalues, descending.
+        f_train: (..., K, n, C), f_test: (..., K, m, C) outputs (if recorded).
+        diverged_at: (...,) step at which the run diverged, -1 if it did not.
+        final_params: parameters at the end (frozen at divergence).
+    """
+
+    steps: np.ndarray
+    t: np.ndarray
+    train_loss: np.ndarray
+    weighted_loss: np.ndarray
+    test_loss: np.ndarray
+    train_accuracy: np.ndarray
+    test_accuracy: np.ndarray
+    param_norm: np.ndarray
+    ntk_top: np.ndarray
+    f_train: np.ndarray | None
+    f_test: np.ndarray | None
+    diverged_at: np.ndarray
+    final_params: object = field(repr=False, default=None)
+
+    @property
+    def diverged(self):
+        return self.diverged_at >= 0
+
+    def run(self, i):
+        """The i-th run of a sweep as a single-run result."""
+        take = lambda a: None if a is None else np.asarray(a)[i]  # noqa: E731
+        return TrainResult(
+            steps=self.steps,
+            **{name: take(getattr(self, name)) for name in _PER_RUN},
+            final_params=jax.tree.map(lambda p: p[i], self.final_params),
+        )
+
+
+_PER_RUN = (
+    "t", "train_loss", "weighted_loss", "test_loss", "train_accuracy", "test_accuracy",
+    "param_norm", "ntk_top", "f_train", "f_test", "diverged_at",
+)  # fmt: skip
+
+
+def _value_at(schedule, step, base):
+    """A hyperparameter at `step`: a callable schedule, else the run's own (sweepable) value."""
+    return schedule(step) if callable(schedule) else base
+
+
+def _weights_at(sample_weights, step):
+    if sample_weights is None:
+        return None
+    return sample_weights(step) if callable(sample_weights) else sample_weights
+
+
+def _as_outputs(y):
+    y = jnp.asarray(y, dtype=float)
+    return y[:, None] if y.ndim == 1 else y
+
+
+def train_sweep(
+    apply_fn: Callable,
+    params,
+    data,
+    config: TrainConfig,
+    *,
+    learning_rate,
+    l2=0.0,
+    key=None,
+    sample_weights=None,
+    progress=False,
+):
+    """Train R runs at once (vmapped): parameters, learning rates, L2 and keys along axis 0.
+
+    Args:
+        apply_fn: `(params, x) -> (n, C)`, a stax network or any model with that signature
+            (e.g. `neural_tangents.linearize(apply_fn, params0)`).
+        params: pytree whose leaves have a leading run axis R.
+        data: a `widenet.data.Dataset` (x_train, y_train, x_test, y_test).
+        config: `TrainConfig`.
+        learning_rate: (R,) array, or a callable schedule `step -> eta` shared by all runs.
+        l2: (R,) array or scalar, or a callable schedule `step -> lambda`.
+        key: (R,) PRNG keys for SGD batches (required when `config.batch_size` is set).
+        sample_weights: None, an (n,) array, or a callable `step -> (n,)` of per-sample loss weights.
+        progress: True to print progress to stderr, or a callable `(done_steps, total_steps)`.
+
+    Returns:
+        `TrainResult` with a leading run axis.
+    """
+    x, y = jnp.asarray(data.x_train, dtype=float), _as_outputs(data.y_train)
+    xt, yt = jnp.asarray(data.x_test, dtype=float), _as_outputs(data.y_test)
+    n = x.shape[0]
+    check_shape("data.y_train", y, (n, None), other=f"x_train's n={n}")
+    n_runs = jax.tree.leaves(params)[0].shape[0]
+    if not callable(learning_rate):
+        learning_rate = jnp.broadcast_to(jnp.asarray(learning_rate, dtype=float), (n_runs,))
+        check_range("learning_rate", learning_rate, low=0.0, low_open=True)
+    if not callable(l2):
+        l2 = jnp.broadcast_to(jnp.asarray(l2, dtype=float), (n_runs,))
+        check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
+    if sample_weights is not None and not callable(sample_weights):
+        check_shape("sample_weights", sample_weights, (n,), other=f"the training set's n={n}")
+    batch = config.batch_size
+    if batch is not None:
+        if batch > n:
+            raise ValueError(f"`batch_size` must be <= the training set size {n}; got {batch}")
+        if key is None:
+            raise ValueError("`key` is required for SGD (config.batch_size is set)")
+    if key is None:
+        key = jnp.zeros((n_runs, 2), dtype=jnp.uint32)
+    key = jnp.broadcast_to(key, (n_runs,) + jnp.shape(key)[-1:]) if jnp.ndim(key) == 1 else key
+    loss_fn = losses.get(config.loss)
+    ntk_fn = empirical_ntk(apply_fn) if config.n_eigs else None
+    x_ntk = x[: config.ntk_points]
+
+    def data_loss(p, xb, yb, wb):
+        return loss_fn(apply_fn(p, xb), yb, wb)
+
+    def step_fn(hyper, carry, step):
+        params, t, diverged_at = carry
+        lr = _value_at(learning_rate, step, hyper["lr"])
+        lam = _value_at(l2, step, hyper["l2"])
+        w = _weights_at(sample_weights, step)
+        if batch is None:
+            value, grads = jax.value_and_grad(data_loss)(params, x, y, w)
+            scale = 1.0
+        else:
+            idx = jax.random.choice(jax.random.fold_in(hyper["key"], step), n, (batch,), replace=False)
+            wb = None if w is None else w[idx]
+            value, grads = jax.value_and_grad(data_loss)(params, x[idx], y[idx], wb)
+            scale = n / batch
+            value = value * scale
+        bad = ~jnp.isfinite(value) | (value > config.divergence_loss)
+        newly = bad & (diverged_at < 0)
+        diverged_at = jnp.where(newly, step, diverged_at)
+        stop = diverged_at >= 0
+        new = jax.tree.map(lambda p, g: p - lr * (scale * g + lam * p), params, grads)
+        params = jax.tree.map(lambda old, upd: jnp.where(stop, old, upd), params, new)
+        t = jnp.where(stop, t, t + lr)
+        return (params, t, diverged_at), None
+
+    def chunk(hyper, carry, start):
+        steps = start + jnp.arange(config.record_every)
+        carry, _ = jax.lax.scan(lambda c, s: step_fn(hyper, c, s), carry, steps)
+        return carry
+
+    def observe(params, step):
+        f, ft = apply_fn(params, x), apply_fn(params, xt)
+        w = _weights_at(sample_weights, step)
+        out = {
+            "train_loss": loss_fn(f, y, None),
+            "weighted_loss": loss_fn(f, y, w),
+            "test_loss": loss_fn(ft, yt, None) if xt.shape[0] else jnp.nan,
+            "train_accuracy": losses.accuracy(f, y),
+            "test_accuracy": losses.accuracy(ft, yt) if xt.shape[0] else jnp.nan,
+            "param_norm": jnp.sqrt(sum(jnp.sum(p**2) for p in jax.tree.leaves(params))),
+        }
+        if ntk_fn is not None:
+            eigs = jnp.linalg.eigvalsh(ntk_fn(x_ntk, None, params))
+            out["ntk_top"] = eigs[::-1][: config.n_eigs]
+        if config.record_outputs:
+            out["f_train"], out["f_test"] = f, ft
+        return out
+
+    hyper = {"lr": None if callable(learning_rate) else learning_rate, "l2": None if callable(l2) else l2, "key": key}
+    in_axes = ({k: None if v is None else 0 for k, v in hyper.items()}, 0, None)
+    run_chunk = jax.jit(jax.vmap(chunk, in_axes=in_axes))
+    run_observe = jax.jit(jax.vmap(observe, in_axes=(0, None)))
+
+    carry = (params, jnp.zeros(n_runs), jnp.full(n_runs, -1, dtype=int))
+    n_chunks = -(-config.steps // config.record_every)
+    record_steps = [0]
+    records = [run_observe(params, 0)]
+    times = [np.zeros(n_runs)]
+    started = time.perf_counter()
+    for i in range(n_chunks):
+        carry = run_chunk(hyper, carry, i * config.record_every)
+        done = min((i + 1) * config.record_every, config.steps)
+        record_steps.append(done)
+        records.append(run_observe(carry[0], done))
+        times.append(np.asarray(carry[1]))
+        _report(progress, done, config.steps, started)
+    # the last chunk may run past `steps`; it is recorded at its true end step
+    record_steps[-1] = n_chunks * config.record_every
+    stacked = {name: np.stack([np.asarray(r[name]) for r in records], axis=1) for name in records[0]}
+    diverged_at = np.asarray(carry[2])
+    steps = np.asarray(record_steps)
+    after = (diverged_at[:, None] >= 0) & (steps[None, :] > diverged_at[:, None])
+    for name, value in stacked.items():
+        mask = after.reshape(after.shape + (1,) * (value.ndim - 2))
+        stacked[name] = np.where(mask, np.nan, value)
+    return TrainResult(
+        steps=steps,
+        t=np.stack(times, axis=1),
+        ntk_top=stacked.pop("ntk_top", np.zeros((n_runs, len(steps), 0))),
+        f_train=stacked.pop("f_train", None),
+        f_test=stacked.pop("f_test", None),
+        diverged_at=diverged_at,
+        final_params=carry[0],
+        **stacked,
+    )
+
+
+def _report(progress, done, total, started):
+    """Progress between chunks (never from inside jitted code): a line at every tenth of the run."""
+    if not progress:
+        return
+    if callable(progress):
+        progress(done, total)
+        return
+    tenth = max(total // 10, 1)
+    if done >= total or done // tenth != (done - 1) // tenth:
+        elapsed = time.perf_counter() - started
+        print(f"    step {done}/{total} ({elapsed:.1f} s)", file=sys.stderr, flush=True)
+
+
+def train(apply_fn, params, data, config, *, learning_rate, l2=0.0, key=None, sample_weights=None, progress=False):
+    """Train one network; the same engine as `train_sweep` with a single run.
+
+    Args: as `train_sweep`, without the run axis (`learning_rate`, `l2` scalars or schedules, `key`
+    one PRNG key).
+
+    Returns:
+        `TrainResult` without a run axis.
+
+    Example:
+        >>> net = networks.mlp((512,)); params = net.init(jax.random.key(0), 8)
+        >>> res = train(net.apply_fn, params, data, TrainConfig(steps=100), learning_rate=0.1, l2=1e-3)
+    """
+    batched = jax.tree.map(lambda p: jnp.asarray(p)[None], params)
+    lr = learning_rate if callable(learning_rate) else jnp.asarray(learning_rate, dtype=float)[None]
+    lam = l2 if callable(l2) else jnp.asarray(l2, dtype=float)[None]
+    keys = None if key is None else jnp.asarray(key)[None]
+    result = train_sweep(
+        apply_fn, batched, data, config, learning_rate=lr, l2=lam, key=keys, sample_weights=sample_weights, progress=progress
+    )
+    return result.run(0)

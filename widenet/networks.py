@@ -1,0 +1,154 @@
+"""Networks defined once with `neural_tangents.stax`: finite net and infinite-width kernel.
+
+A `Network` bundles `init_fn`, `apply_fn` and `kernel_fn` from one stax definition (NTK
+parameterization, $\\theta \\sim \\mathcal N(0, 1)$, as the L2 paper's theorem assumes) with its degree
+of homogeneity $k$ ($f_{a\\theta}(x) = a^k f_\\theta(x)$ for all $a > 0$), or None when the network is
+not homogeneous (biases, tanh, erf...).
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _nt
+from ._checks import check_range
+
+__all__ = ["Network", "mlp", "from_stax", "measure_degree", "empirical_ntk"]
+
+# Activations that are positively homogeneous of degree 1: a bias-free Dense/activation stack of
+# L Dense layers is L-homogeneous (L2 paper, Sec. 4). Others break homogeneity.
+_ACTIVATIONS = {
+    "relu": (lambda: _nt.stax.Relu(), True),
+    "identity": (lambda: _nt.stax.Identity(), True),
+    "leaky_relu": (lambda: _nt.stax.LeakyRelu(0.1), True),
+    "abs": (lambda: _nt.stax.Abs(), True),
+    "tanh": (lambda: _nt.stax.Erf(), False),  # stax has no tanh kernel; erf is its smooth sigmoid
+    "erf": (lambda: _nt.stax.Erf(), False),
+    "gelu": (lambda: _nt.stax.Gelu(), False),
+}
+
+
+@dataclass(frozen=True)
+class Network:
+    """One stax definition: finite network, infinite-width kernel, degree of homogeneity.
+
+    Attributes:
+        init_fn: `(key, input_shape) -> (output_shape, params)`.
+        apply_fn: `(params, x) -> f(x)` of shape (n, out_dim).
+        kernel_fn: analytic NNGP/NTK kernel, `kernel_fn(x1, x2, "ntk")`.
+        degree: k if the network is k-homogeneous, else None.
+        out_dim: number of outputs C.
+        name: a short description for reports.
+    """
+
+    init_fn: Callable
+    apply_fn: Callable
+    kernel_fn: Callable
+    degree: float | None
+    out_dim: int
+    name: str = "network"
+
+    def init(self, key, input_dim):
+        """Parameters for inputs of dimension `input_dim` (keyword-free key first, as stax)."""
+        _, params = self.init_fn(key, (-1, input_dim))
+        return params
+
+    def ntk(self, x1, x2=None):
+        """Infinite-width NTK $\\Theta(x_1, x_2)$, outputs traced out: shape (n1, n2)."""
+        return self.kernel_fn(x1, x2, "ntk")
+
+
+def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0, b_std=None):
+    """A fully connected stax network in NTK parameterization.
+
+    Bias-free (`b_std=None`) stacks with a positively homogeneous activation (relu, identity,
+    leaky_relu, abs) are k-homogeneous with k = number of Dense layers = len(hidden) + 1; the
+    degree is read from this structure (and agrees with `measure_degree`, tests/test_networks.py).
+
+    Args:
+        hidden: widths of the hidden layers, e.g. (4096,) for a 2-layer network.
+        out_dim: number of outputs.
+        activation: one of relu, identity, leaky_relu, abs, erf, gelu.
+        W_std: weight scale $\\sigma_w$ ($W \\sim \\mathcal N(0,1)$, layer output $\\sigma_w W x/\\sqrt{n_{in}}$).
+        b_std: bias scale, or None for no biases.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+    for width in hidden:
+        check_range("hidden", width, low=1, meaning="layer widths are >= 1")
+    check_range("out_dim", out_dim, low=1)
+    make_act, homogeneous = _ACTIVATIONS[activation]
+    layers = []
+    for width in hidden:
+        layers += [_nt.stax.Dense(width, W_std=W_std, b_std=b_std, parameterization="ntk"), make_act()]
+    layers.append(_nt.stax.Dense(out_dim, W_std=W_std, b_std=b_std, parameterization="ntk"))
+    init_fn, apply_fn, kernel_fn = _nt.stax.serial(*layers)
+    degree = float(len(hidden) + 1) if homogeneous and b_std is None else None
+    widths = "-".join(str(w) for w in hidden)
+    bias = "" if b_std is None else f", b_std={b_std}"
+    name = f"mlp[{widths}->{out_dim}, {activation}{bias}]"
+    return Network(init_fn, apply_fn, kernel_fn, degree, out_dim, name)
+
+
+def measure_degree(apply_fn, params, x, *, scales=(0.5, 2.0, 3.0), rtol=1e-6):
+    """Degree of homogeneity measured numerically: k with $f(a\\theta) = a^k f(\\theta)$, or None.
+
+    For each scale a, $k_a = \\log(f(a\\theta)/f(\\theta))/\\log a$ on every output; the network is
+    k-homogeneous when all $k_a$ agree to `rtol` and $f(a\\theta) = a^k f(\\theta)$ holds to `rtol`.
+
+    Returns:
+        k as a float, or None if the network is not homogeneous.
+    """
+    f = apply_fn(params, x)
+    scale = jnp.max(jnp.abs(f))
+    usable = jnp.abs(f) > 1e-3 * scale
+    estimates = []
+    for a in scales:
+        fa = apply_fn(jax.tree.map(lambda p: a * p, params), x)
+        ratio = jnp.where(usable, fa / jnp.where(usable, f, 1.0), 1.0)
+        if np.any(np.asarray(ratio[usable]) <= 0):
+            return None
+        k_a = jnp.log(ratio) / jnp.log(a)
+        estimates.append(np.asarray(k_a[usable]))
+    estimates = np.concatenate(estimates)
+    k = float(np.median(estimates))
+    k_round = round(k * 2) / 2  # report halves exactly when within tolerance
+    k = k_round if abs(k - k_round) < rtol * max(1.0, abs(k)) else k
+    for a in scales:
+        fa = apply_fn(jax.tree.map(lambda p: a * p, params), x)
+        if not np.allclose(np.asarray(fa), np.asarray(a**k * f), rtol=rtol, atol=rtol * float(scale) * a**k):
+            return None
+    return k
+
+
+def from_stax(layer, out_dim, *, key, input_dim, name="network", probe_points=8):
+    """Wrap any stax `(init_fn, apply_fn, kernel_fn)`; its degree is measured by `measure_degree`.
+
+    Args:
+        layer: a stax triple, e.g. `stax.serial(...)`.
+        out_dim: number of outputs.
+        key: PRNG key for the probe parameters and inputs (keyword-only).
+        input_dim: input dimension for the probe.
+    """
+    init_fn, apply_fn, kernel_fn = layer
+    key_params, key_x = jax.random.split(key)
+    _, params = init_fn(key_params, (-1, input_dim))
+    x = jax.random.normal(key_x, (probe_points, input_dim))
+    degree = measure_degree(apply_fn, params, x)
+    return Network(init_fn, apply_fn, kernel_fn, degree, out_dim, name)
+
+
+def empirical_ntk(apply_fn):
+    """Empirical NTK $\\Theta(x_1, x_2) = \\frac1C \\sum_c J_c(x_1) J_c(x_2)^T$, outputs traced out: (n1, n2).
+
+    The mean over the C outputs (neural-tangents' `trace_axes=(-1,)` convention), which is the
+    per-output kernel that multiplies $I_C$ at infinite width. Uses neural-tangents' structured
+    derivatives (`implementation=3`, backported to jax 0.5.3 in `widenet._nt`).
+
+    Returns:
+        `ntk(x1, x2, params)`; `x2=None` means `x1`.
+    """
+    return _nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=3)

@@ -1,0 +1,63 @@
+"""Theory-versus-experiment figures (matplotlib, Agg backend): each function saves one PNG."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["curves", "rate"]
+
+_THEORY_STYLE = {"lw": 2.0, "alpha": 0.9}
+_EXPERIMENT_STYLE = {"marker": "o", "ms": 3, "lw": 0.8, "alpha": 0.85}
+
+
+def curves(path, panels, *, title=None, width=6.0):
+    """Panels of curves: `panels` is a list of dicts with keys
+    `title`, `xlabel`, `ylabel`, `xscale`/`yscale` (optional), `theory` and `experiment`: lists of
+    (label, x, y), and `vlines`/`hlines`: lists of (label, value)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for label, x, y in panel.get("theory", []):
+            ax.plot(x, y, label=label, **_THEORY_STYLE)
+        for label, x, y in panel.get("experiment", []):
+            ax.plot(x, y, label=label, **_EXPERIMENT_STYLE)
+        for label, value in panel.get("vlines", []):
+            ax.axvline(value, ls="--", color="gray", lw=1, label=label)
+        for label, value in panel.get("hlines", []):
+            ax.axhline(value, ls=":", color="k", lw=1, label=label)
+        ax.set_xscale(panel.get("xscale", "linear"))
+        ax.set_yscale(panel.get("yscale", "linear"))
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.set_title(panel.get("title", ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def rate(path, x, y, *, xlabel, ylabel, slope, title=None, reference=None):
+    """Log-log points with their fitted slope (and an optional reference slope through the first point)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.loglog(x, y, "o", label="measured")
+    coef = np.polyfit(np.log(x), np.log(y), 1)
+    xs = np.geomspace(x.min(), x.max(), 50)
+    ax.loglog(xs, np.exp(np.polyval(coef, np.log(xs))), "-", label=f"fit: slope {slope:.2f}")
+    if reference is not None:
+        ax.loglog(xs, y[0] * (xs / x[0]) ** reference, ":", color="gray", label=f"slope {reference}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

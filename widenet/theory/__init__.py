@@ -1,0 +1,1 @@
+"""Exact and numerical theory of wide-network training dynamics."""

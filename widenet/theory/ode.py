@@ -1,0 +1,104 @@
+"""Function-space gradient flow of eq. 1 (L2 paper) for any loss, integrated with diffrax.
+
+$$ \\frac{df_t(x)}{dt} = -e^{-2(k-1)\\lambda t}\\sum_{x' \\in S}\\Theta_0(x, x')\\,\\frac{\\partial L}{\\partial f_t(x')}
+   - k\\lambda f_t(x), $$
+
+for train and test points alike, where $L$ is any loss of `widenet.losses` (sum over samples,
+optional per-sample weights). For MSE this is the ODE whose closed-form solution is eq. 3
+(`l2_homogeneous.mse_solution`); the two agree to 1e-10 (tests/theory/test_ode.py).
+"""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+
+from .. import losses
+from .._checks import check_psd_kernel, check_range, check_shape
+from .solution import FunctionSpaceSolution
+
+__all__ = ["function_space_ode"]
+
+
+def function_space_ode(
+    ts,
+    ntk_train,
+    y_train,
+    f0_train,
+    *,
+    l2,
+    k,
+    loss="mse",
+    weights=None,
+    ntk_test_train=None,
+    f0_test=None,
+    rtol=1e-12,
+    atol=1e-14,
+    solver=None,
+    max_steps=1_000_000,
+):
+    """Integrate eq. 1 in float64 from the network's real initial outputs.
+
+    Args:
+        ts: (T,) increasing save times, ts[0] the start.
+        ntk_train: (n, n) PSD kernel $\\Theta_0(X, X)$ (outputs traced out, shared by all outputs).
+        y_train: (n, C) targets (one-hot for cross-entropy); f0_train: (n, C) initial outputs.
+        l2: $\\lambda \\ge 0$. k: degree of homogeneity $\\ge 1$.
+        loss: "mse" or "cross_entropy". weights: optional (n,) per-sample loss weights.
+        ntk_test_train: optional (m, n) kernel; f0_test: (m, C) initial test outputs.
+        rtol, atol: diffrax PID controller tolerances.
+        solver: a diffrax solver (default `Dopri8`; pass `diffrax.Kvaerno5()` for stiff kernels).
+
+    Returns:
+        `FunctionSpaceSolution`; `success` is False if the solver failed (never raises under vmap).
+    """
+    check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
+    check_range("k", k, low=1.0, meaning="degree of homogeneity, k >= 1")
+    check_psd_kernel("ntk_train", ntk_train)
+    ntk_train = jnp.asarray(ntk_train, dtype=float)
+    n = ntk_train.shape[0]
+    y = jnp.asarray(y_train, dtype=float)
+    f0 = jnp.asarray(f0_train, dtype=float)
+    y = y[:, None] if y.ndim == 1 else y
+    f0 = f0[:, None] if f0.ndim == 1 else f0
+    check_shape("y_train", y, (n, None), other=f"the kernel's n={n}")
+    check_shape("f0_train", f0, y.shape, other="y_train")
+    if weights is not None:
+        check_shape("weights", weights, (n,), other=f"the kernel's n={n}")
+    losses.get(loss)
+    has_test = ntk_test_train is not None
+    if has_test:
+        if f0_test is None:
+            raise ValueError("`f0_test` is required with `ntk_test_train`")
+        ntk_xt = jnp.asarray(ntk_test_train, dtype=float)
+        check_shape("ntk_test_train", ntk_xt, (None, n), other=f"the training set's n={n}")
+        fx0 = jnp.asarray(f0_test, dtype=float)
+        fx0 = fx0[:, None] if fx0.ndim == 1 else fx0
+        check_shape("f0_test", fx0, (ntk_xt.shape[0], y.shape[1]), other="ntk_test_train and y_train")
+    else:
+        ntk_xt = jnp.zeros((0, n))
+        fx0 = jnp.zeros((0, y.shape[1]))
+    ts = jnp.asarray(ts, dtype=float)
+    c = 2.0 * (k - 1.0) * l2
+
+    def vector_field(t, state, args):
+        f, fx = state
+        g = losses.output_gradient(loss, f, y, weights)
+        scale = jnp.exp(-c * t)
+        return (-scale * ntk_train @ g - k * l2 * f, -scale * ntk_xt @ g - k * l2 * fx)
+
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(vector_field),
+        solver or diffrax.Dopri8(),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=(f0, fx0),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+        throw=False,
+    )
+    f_train, f_test = sol.ys
+    return FunctionSpaceSolution(
+        ts=ts, f_train=f_train, f_test=f_test if has_test else None, success=sol.result == diffrax.RESULTS.successful
+    )

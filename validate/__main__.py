@@ -50,7 +50,10 @@ def main(argv=None):
         result = module.run(ctx)
         results.append(result)
         for c in result.checks:
-            print(f"    {'pass' if c.passed else 'FAIL'}  {c.name}: {c.value:.4g} ({c.direction} {c.threshold:.4g})", flush=True)
+            print(
+                f"    {'pass' if c.passed else 'FAIL'}  {c.name}: {c.value:.4g} ({c.direction} {c.threshold:.4g})",
+                flush=True,
+            )
         print(f"    {'PASS' if result.passed else 'FAIL'} in {result.seconds:.0f} s", flush=True)
         harness.write_report(results, out, size=args.size)  # a partial report survives an interruption
     report = harness.write_report(results, out, size=args.size)

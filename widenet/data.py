@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ._checks import check_range
@@ -123,9 +122,7 @@ def split(x, y, labels, *, key, n_train, n_test, name="data"):
     order = np.asarray(jax.random.permutation(key, n))
     tr, te = order[:n_train], order[n_train : n_train + n_test]
     lab = None if labels is None else np.asarray(labels)
-    return Dataset(
-        x[tr], y[tr], x[te], y[te], None if lab is None else lab[tr], None if lab is None else lab[te], name
-    )
+    return Dataset(x[tr], y[tr], x[te], y[te], None if lab is None else lab[tr], None if lab is None else lab[te], name)
 
 
 def _encode(labels, target):
@@ -186,7 +183,9 @@ def load_mnist(directory, *, key, n_train, n_test=0, target="even_odd", normaliz
     labels = read_idx(_find(directory, "train-labels-idx1-ubyte")).astype(int)
     if x.shape[0] != labels.shape[0]:
         raise ValueError(f"MNIST images ({x.shape[0]}) and labels ({labels.shape[0]}) differ in number")
-    return split(_normalise(x, normalize), _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name="mnist")
+    return split(
+        _normalise(x, normalize), _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name="mnist"
+    )
 
 
 def load_cifar10(directory, *, key, n_train, n_test=0, target="one_hot", normalize="standardize"):
@@ -202,4 +201,12 @@ def load_cifar10(directory, *, key, n_train, n_test=0, target="one_hot", normali
         xs.append(np.asarray(d[b"data"], dtype=float))
         ys.append(np.asarray(d[b"labels"], dtype=int))
     x, labels = np.concatenate(xs), np.concatenate(ys)
-    return split(_normalise(x, normalize), _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name="cifar10")
+    return split(
+        _normalise(x, normalize),
+        _encode(labels, target),
+        labels,
+        key=key,
+        n_train=n_train,
+        n_test=n_test,
+        name="cifar10",
+    )

@@ -22,7 +22,17 @@ import numpy as np
 from .data import Dataset
 from .networks import Network, empirical_ntk
 
-__all__ = ["Problem", "build_problem", "Check", "check", "ScenarioResult", "RunStore", "Context", "fit_slope", "write_report"]
+__all__ = [
+    "Problem",
+    "build_problem",
+    "Check",
+    "check",
+    "ScenarioResult",
+    "RunStore",
+    "Context",
+    "fit_slope",
+    "write_report",
+]
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,9 @@ def write_report(results: list[ScenarioResult], out_dir, *, size, started=None):
     lines += ["| scenario | result | checks passed | time |", "|---|---|---|---|"]
     for r in results:
         ok = sum(c.passed for c in r.checks)
-        lines.append(f"| [{r.name}](#{r.name}) | {'PASS' if r.passed else 'FAIL'} | {ok}/{len(r.checks)} | {r.seconds:.0f} s |")
+        lines.append(
+            f"| [{r.name}](#{r.name}) | {'PASS' if r.passed else 'FAIL'} | {ok}/{len(r.checks)} | {r.seconds:.0f} s |"
+        )
     lines.append("")
     for r in results:
         lines += [f"## {r.name}", "", f"**{r.title}** — {'PASS' if r.passed else 'FAIL'}", "", r.claim, ""]

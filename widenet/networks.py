@@ -67,6 +67,8 @@ def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0
     Bias-free (`b_std=None`) stacks with a positively homogeneous activation (relu, identity,
     leaky_relu, abs) are k-homogeneous with k = number of Dense layers = len(hidden) + 1; the
     degree is read from this structure (and agrees with `measure_degree`, tests/test_networks.py).
+    With biases on every layer (as here) the readout bias scales as $a$ while the rest scales as
+    $a^k$, so the network is not homogeneous (degree None); use `from_stax` for other layouts.
 
     Args:
         hidden: widths of the hidden layers, e.g. (4096,) for a 2-layer network.
@@ -107,7 +109,7 @@ def measure_degree(apply_fn, params, x, *, scales=(0.5, 2.0, 3.0), rtol=1e-6):
     usable = jnp.abs(f) > 1e-3 * scale
     estimates = []
     for a in scales:
-        fa = apply_fn(jax.tree.map(lambda p: a * p, params), x)
+        fa = apply_fn(jax.tree.map(lambda p, a=a: a * p, params), x)
         ratio = jnp.where(usable, fa / jnp.where(usable, f, 1.0), 1.0)
         if np.any(np.asarray(ratio[usable]) <= 0):
             return None
@@ -118,7 +120,7 @@ def measure_degree(apply_fn, params, x, *, scales=(0.5, 2.0, 3.0), rtol=1e-6):
     k_round = round(k * 2) / 2  # report halves exactly when within tolerance
     k = k_round if abs(k - k_round) < rtol * max(1.0, abs(k)) else k
     for a in scales:
-        fa = apply_fn(jax.tree.map(lambda p: a * p, params), x)
+        fa = apply_fn(jax.tree.map(lambda p, a=a: a * p, params), x)
         if not np.allclose(np.asarray(fa), np.asarray(a**k * f), rtol=rtol, atol=rtol * float(scale) * a**k):
             return None
     return k

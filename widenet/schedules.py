@@ -19,9 +19,7 @@ def constant(value):
 def piecewise_constant(boundaries, values):
     """$v(s) = $ values[i] for boundaries[i-1] <= s < boundaries[i] (len(values) = len(boundaries) + 1)."""
     if len(values) != len(boundaries) + 1:
-        raise ValueError(
-            f"`values` must have len(boundaries) + 1 = {len(boundaries) + 1} entries; got {len(values)}"
-        )
+        raise ValueError(f"`values` must have len(boundaries) + 1 = {len(boundaries) + 1} entries; got {len(values)}")
     if any(b2 <= b1 for b1, b2 in zip(boundaries, boundaries[1:])):
         raise ValueError(f"`boundaries` must be strictly increasing; got {list(boundaries)}")
     bounds = jnp.asarray(boundaries)

@@ -81,7 +81,7 @@ def test_limits_zero_and_infinite_time():
     f0, y, l2 = np.array([0.3, -1.0, 2.0, 0.1]), np.array([1.0, 2.0, -1.0, 0.5]), 0.05
     for k in (1.0, 1.7, 2.0, 4.0):
         at_zero = np.asarray(l2h.mode_solution(0.0, gammas, y, f0, l2=l2, k=k))
-        np.testing.assert_array_equal(at_zero, f0)
+        np.testing.assert_allclose(at_zero, f0, rtol=2e-15, atol=1e-16)  # round-off only
         at_inf = np.asarray(l2h.mode_solution(np.inf, gammas, y, f0, l2=l2, k=k))
         want = gammas * y / (gammas + l2) if k == 1.0 else np.zeros(4)
         np.testing.assert_allclose(at_inf, want, rtol=1e-15, atol=0)
@@ -157,7 +157,9 @@ def test_mse_solution_train_and_test_match_the_function_space_ode(k):
     ntk, ntk_xt, y, f0, f0x = _random_problem()
     ts = np.linspace(0.0, 200.0, 21)
     closed = l2h.mse_solution(ts, ntk, y, f0, l2=0.02, k=k, ntk_test_train=ntk_xt, f0_test=f0x)
-    numeric = ode.function_space_ode(ts, ntk, y, f0, l2=0.02, k=k, ntk_test_train=ntk_xt, f0_test=f0x, rtol=1e-13, atol=1e-15)
+    numeric = ode.function_space_ode(
+        ts, ntk, y, f0, l2=0.02, k=k, ntk_test_train=ntk_xt, f0_test=f0x, rtol=1e-13, atol=1e-15
+    )
     np.testing.assert_allclose(closed.f_train, numeric.f_train, rtol=0, atol=THEORY_RTOL)
     np.testing.assert_allclose(closed.f_test, numeric.f_test, rtol=0, atol=THEORY_RTOL)
 
@@ -179,7 +181,9 @@ def test_k1_solution_at_infinity_is_the_fixed_point():
     ntk, ntk_xt, y, f0, f0x = _random_problem()
     sol = l2h.mse_solution(np.array([np.inf]), ntk, y, f0, l2=0.05, k=1.0, ntk_test_train=ntk_xt, f0_test=f0x)
     np.testing.assert_allclose(sol.f_train[0], l2h.fixed_point(ntk, y, l2=0.05), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(sol.f_test[0], l2h.fixed_point(ntk, y, l2=0.05, ntk_test_train=ntk_xt), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        sol.f_test[0], l2h.fixed_point(ntk, y, l2=0.05, ntk_test_train=ntk_xt), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_no_l2_matches_neural_tangents_finite_time_prediction():
@@ -202,7 +206,9 @@ def test_loss_minimum_time_is_a_stationary_minimum():
     at_star = float(l2h.training_loss(np.array([t_star]), ntk, y, f0, l2=0.01, k=2.0)[0])
     assert at_star <= losses.min() + 1e-12
     h = 1e-4 * t_star
-    slope = np.diff(np.asarray(l2h.training_loss(np.array([t_star - h, t_star + h]), ntk, y, f0, l2=0.01, k=2.0)))[0] / (2 * h)
+    slope = np.diff(np.asarray(l2h.training_loss(np.array([t_star - h, t_star + h]), ntk, y, f0, l2=0.01, k=2.0)))[
+        0
+    ] / (2 * h)
     assert abs(slope) < 1e-6
     # from f0 = 0 every mode of the linear model moves monotonically towards γy/(γ+λ): no minimum
     assert np.isinf(float(l2h.loss_minimum_time(ntk, y, np.zeros_like(f0), l2=0.01, k=1.0)))
@@ -221,7 +227,10 @@ def test_optimal_l2_is_c_over_budget():
         (lambda: l2h.kernel_decay(1.0, 1.0, l2=0.1, k=0.9), "`k` must lie in"),
         (lambda: l2h.mse_solution([0.0], -np.eye(3), np.ones(3), np.zeros(3), l2=0.1, k=2), "positive semi-definite"),
         (lambda: l2h.mse_solution([0.0], np.eye(3), np.ones(4), np.zeros(4), l2=0.1, k=2), "`y_train` must have shape"),
-        (lambda: l2h.mse_solution([0.0], np.eye(3), np.ones(3), np.zeros(2), l2=0.1, k=2), "`f0_train` must have shape"),
+        (
+            lambda: l2h.mse_solution([0.0], np.eye(3), np.ones(3), np.zeros(2), l2=0.1, k=2),
+            "`f0_train` must have shape",
+        ),
         (lambda: l2h.mse_solution([0.0], np.ones((3, 2)), np.ones(3), np.zeros(3), l2=0.1, k=2), "square"),
         (lambda: l2h.fixed_point(np.eye(3), np.ones(3), l2=0.1, ntk_test_train=np.ones((2, 4))), "`ntk_test_train`"),
         (lambda: l2h.loss_minimum_time(np.eye(3), np.ones(3), np.zeros(3), l2=0.0, k=2), "lambda > 0"),

@@ -44,7 +44,14 @@ def run(ctx: harness.Context):
             th = {}
             for k in (2.0, 1.0):
                 sol = l2h.mse_solution(
-                    t, p.ntk_train, d.y_train, p.f0_train, l2=l2, k=k, ntk_test_train=p.ntk_test_train, f0_test=p.f0_test
+                    t,
+                    p.ntk_train,
+                    d.y_train,
+                    p.f0_train,
+                    l2=l2,
+                    k=k,
+                    ntk_test_train=p.ntk_test_train,
+                    f0_test=p.f0_test,
                 )
                 th[k] = (
                     0.5 * np.sum((np.asarray(sol.f_train) - d.y_train) ** 2, axis=(1, 2)),
@@ -59,8 +66,12 @@ def run(ctx: harness.Context):
                     err_k1_late=relative_error(run["train_loss"][i], th[1.0][0])[late].max(),
                     t_min_exp=t[i_min],
                     t_min_th=float(l2h.loss_minimum_time(p.ntk_train, d.y_train, p.f0_train, l2=l2, k=2.0)),
-                    t=t, exp=run["train_loss"][i], th2=th[2.0][0], th1=th[1.0][0],
-                    exp_test=run["test_loss"][i], th2_test=th[2.0][1],
+                    t=t,
+                    exp=run["train_loss"][i],
+                    th2=th[2.0][0],
+                    th1=th[1.0][0],
+                    exp_test=run["test_loss"][i],
+                    th2_test=th[2.0][1],
                 )  # fmt: skip
             )
         per_width[width] = rows
@@ -81,7 +92,9 @@ def run(ctx: harness.Context):
         harness.check(f"control: k=1 train-loss rel. error for t >= 1/λ, width {widest}", mean(widest, "err_k1_late"),
                       above=0.3, kind="control"),
     ]  # fmt: skip
-    header = "| width | train err (k=2) | test err (k=2) | k=1 err, t ≥ 1/λ | t* exp | t* eq. 3 |\n|---|---|---|---|---|---|"
+    header = (
+        "| width | train err (k=2) | test err (k=2) | k=1 err, t ≥ 1/λ | t* exp | t* eq. 3 |\n|---|---|---|---|---|---|"
+    )
     body = [
         f"| {w} | {mean(w, 'err_train'):.4f} | {mean(w, 'err_test'):.4f} | {mean(w, 'err_k1_late'):.3f} | "
         f"{mean(w, 't_min_exp'):.3g} | {mean(w, 't_min_th'):.3g} |"
@@ -103,7 +116,7 @@ def run(ctx: harness.Context):
         {
             "title": "test loss (seed 0)",
             "xlabel": "t = η·step", "ylabel": "½Σ(f - y)² on test", "yscale": "log",
-            "theory": [(f"eq. 1 at test points, k = 2", row["t"], row["th2_test"])],
+            "theory": [("eq. 1 at test points, k = 2", row["t"], row["th2_test"])],
             "experiment": [(f"GD, width {w}", per_width[w][0]["t"], per_width[w][0]["exp_test"]) for w in widths],
             "vlines": [("t = 1/λ", 1 / l2)],
         },

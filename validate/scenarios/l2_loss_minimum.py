@@ -60,7 +60,9 @@ def run(ctx: harness.Context):
                       above=0.5, kind="control"),
     ]  # fmt: skip
     table = ["| λ | t* measured | t* eq. 3 | λ·t* measured | λ = c/T predicted |", "|---|---|---|---|---|"]
-    table += [f"| {a:g} | {b:.4g} | {e:.4g} | {a * b:.4f} | {p:.4g} |" for a, b, e, p in zip(l2s, t_exp, t_th, predicted)]
+    table += [
+        f"| {a:g} | {b:.4g} | {e:.4g} | {a * b:.4f} | {p:.4g} |" for a, b, e, p in zip(l2s, t_exp, t_th, predicted)
+    ]
     result.tables.append(
         f"Width {cfg['width']}, n = {cfg['n_train']}, η = {lr:.3g}. The budget rule λ = c/T with c = {c:.4f} "
         f"(from λ = {l2s[mid]:g}) misses the λ whose minimum falls at T by up to {rule_error:.1%}; "

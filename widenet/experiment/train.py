@@ -299,6 +299,14 @@ def train(apply_fn, params, data, config, *, learning_rate, l2=0.0, key=None, sa
     lam = l2 if callable(l2) else jnp.asarray(l2, dtype=float)[None]
     keys = None if key is None else jnp.asarray(key)[None]
     result = train_sweep(
-        apply_fn, batched, data, config, learning_rate=lr, l2=lam, key=keys, sample_weights=sample_weights, progress=progress
+        apply_fn,
+        batched,
+        data,
+        config,
+        learning_rate=lr,
+        l2=lam,
+        key=keys,
+        sample_weights=sample_weights,
+        progress=progress,
     )
     return result.run(0)

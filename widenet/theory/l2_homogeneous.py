@@ -66,7 +66,9 @@ def kernel_decay(ts, gamma0, *, l2, k):
 @jax.jit
 def _coefficients(t, gamma, l2, k):
     """(decay, a_excess, b) with decay = e^{-kλt}, A = decay + a_excess, f = A f0 + B y (eq. 3)."""
-    t, gamma = jnp.broadcast_arrays(jnp.asarray(t, dtype=float), jnp.asarray(gamma, dtype=float))
+    gamma_mode = jnp.asarray(gamma, dtype=float)
+    active_mode = gamma_mode > 0
+    t, gamma = jnp.broadcast_arrays(jnp.asarray(t, dtype=float), gamma_mode)
     l2 = jnp.asarray(l2, dtype=float)
     k = jnp.asarray(k, dtype=float)
     at_infinity = jnp.isinf(t)
@@ -90,8 +92,9 @@ def _coefficients(t, gamma, l2, k):
     shift = u0 * jnp.expm1(-c * t)  # u(t) - u0, exact for small ct
     gen_a = jnp.exp(shift - k * l2 * t)
     h_t = scaled_upper_gamma(p, log_u0 - c * t, log_scale=jnp.log(u0) - c * t)  # u0 e^{-ct} H(p, u_t)
-    h_0 = scaled_upper_gamma(p, log_u0, log_scale=jnp.log(u0) + shift - k * l2 * t)  # u0 A H(p, u0)
-    gen_b = h_t - h_0
+    # u0 A H(p, u0): H(p, u0) depends on the mode only, so it is evaluated once per mode
+    h_0 = scaled_upper_gamma(p, jnp.log(jnp.where(active_mode, gamma_mode, 1.0)) - jnp.log(c))
+    gen_b = h_t - u0 * gen_a * h_0
     gen_excess = decay * jnp.expm1(shift)
     gen_b = jnp.where(active, gen_b, 0.0)
     gen_excess = jnp.where(active, gen_excess, 0.0)
@@ -290,7 +293,9 @@ def loss_minimum_time(ntk_train, y_train, f0_train, *, l2, k, grid=512, bisectio
     n = ntk_train.shape[0]
     y = _as_2d("y_train", y_train, n)
     f0 = _as_2d("f0_train", f0_train, n)
-    return _loss_minimum_time(ntk_train, y, f0, jnp.asarray(l2, dtype=float), jnp.asarray(k, dtype=float), grid, bisections)
+    return _loss_minimum_time(
+        ntk_train, y, f0, jnp.asarray(l2, dtype=float), jnp.asarray(k, dtype=float), grid, bisections
+    )
 
 
 @partial(jax.jit, static_argnums=(5, 6))

@@ -9,7 +9,6 @@ optional per-sample weights). For MSE this is the ODE whose closed-form solution
 """
 
 import diffrax
-import jax
 import jax.numpy as jnp
 
 from .. import losses

@@ -1,0 +1,141 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.helpers import SAME_ALGORITHM_RTOL
+from widenet import _nt, data, losses, networks, schedules
+from widenet.experiment.train import TrainConfig, train, train_sweep
+from widenet.theory import l2_homogeneous as l2h
+
+
+@pytest.fixture(scope="module")
+def setup():
+    d = data.digits(key=jax.random.PRNGKey(0), n_train=24, n_test=10)
+    net = networks.mlp((32,))
+    params = net.init(jax.random.PRNGKey(1), 64)
+    return d, net, params
+
+
+def test_one_gd_step_is_theta_minus_eta_grad_of_loss_plus_l2(setup):
+    d, net, params = setup
+    eta, lam = 0.01, 0.3
+    res = train(net.apply_fn, params, d, TrainConfig(steps=1, record_every=1, n_eigs=0), learning_rate=eta, l2=lam)
+    grads = jax.grad(lambda p: losses.mse(net.apply_fn(p, d.x_train), d.y_train))(params)
+    want = jax.tree.map(lambda p, g: p - eta * (g + lam * p), params, grads)
+    for a, b in zip(jax.tree.leaves(res.final_params), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_records_on_the_time_grid(setup):
+    d, net, params = setup
+    res = train(net.apply_fn, params, d, TrainConfig(steps=30, record_every=10, n_eigs=2), learning_rate=0.02, l2=0.0)
+    np.testing.assert_array_equal(res.steps, [0, 10, 20, 30])
+    np.testing.assert_allclose(res.t, 0.02 * res.steps, rtol=1e-14)
+    np.testing.assert_allclose(res.train_loss[0], losses.mse(net.apply_fn(params, d.x_train), d.y_train), rtol=1e-14)
+    assert res.f_train.shape == (4, 24, 1) and res.f_test.shape == (4, 10, 1)
+    emp = np.linalg.eigvalsh(networks.empirical_ntk(net.apply_fn)(d.x_train, None, params))[::-1][:2]
+    np.testing.assert_allclose(res.ntk_top[0], emp, rtol=1e-10)
+    norm0 = np.sqrt(sum(np.sum(p**2) for p in jax.tree.leaves(params)))
+    np.testing.assert_allclose(res.param_norm[0], norm0, rtol=1e-14)
+    assert res.diverged_at == -1 and np.all(np.diff(res.train_loss) < 0)
+
+
+def test_vmapped_sweep_equals_a_loop_of_single_runs(setup):
+    d, net, params = setup
+    config = TrainConfig(steps=20, record_every=10, n_eigs=1)
+    lrs, l2s = jnp.array([0.01, 0.02, 0.03]), jnp.array([0.0, 0.1, 1.0])
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+    inits = [networks.mlp((32,)).init(k, 64) for k in keys]
+    stacked = jax.tree.map(lambda *p: jnp.stack(p), *inits)
+    sweep = train_sweep(net.apply_fn, stacked, d, config, learning_rate=lrs, l2=l2s)
+    for i in range(3):
+        single = train(net.apply_fn, inits[i], d, config, learning_rate=float(lrs[i]), l2=float(l2s[i]))
+        np.testing.assert_allclose(sweep.train_loss[i], single.train_loss, rtol=SAME_ALGORITHM_RTOL)
+        np.testing.assert_allclose(sweep.ntk_top[i], single.ntk_top, rtol=1e-10)
+
+
+def test_divergence_is_data_with_its_step(setup):
+    d, net, params = setup
+    stacked = jax.tree.map(lambda p: jnp.stack([p, p]), params)
+    res = train_sweep(
+        net.apply_fn, stacked, d, TrainConfig(steps=200, record_every=20, n_eigs=0),
+        learning_rate=jnp.array([0.01, 50.0]), l2=0.0,
+    )  # fmt: skip
+    assert res.diverged_at[0] == -1 and 0 < res.diverged_at[1] < 200
+    assert np.all(np.isfinite(res.train_loss[0]))
+    after = res.steps > res.diverged_at[1]
+    assert np.all(np.isnan(res.train_loss[1][after])) and np.all(np.isfinite(res.train_loss[1][~after]))
+    assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(res.final_params))
+
+
+def test_sgd_batches_come_from_the_key_and_the_step_alone(setup):
+    d, net, params = setup
+    key = jax.random.PRNGKey(7)
+    run = lambda k, every: train(  # noqa: E731
+        net.apply_fn,
+        params,
+        d,
+        TrainConfig(steps=20, record_every=every, batch_size=6, n_eigs=0),
+        learning_rate=0.02,
+        key=k,
+    )
+    a, b, c = run(key, 5), run(key, 20), run(jax.random.PRNGKey(8), 20)
+    for x, y in zip(jax.tree.leaves(a.final_params), jax.tree.leaves(b.final_params)):
+        np.testing.assert_allclose(x, y, rtol=1e-13)  # chunking (resumption points) changes nothing
+    assert not np.allclose(jax.tree.leaves(a.final_params)[0], jax.tree.leaves(c.final_params)[0])
+
+
+def test_schedules_and_sample_weights(setup):
+    d, net, params = setup
+    lr = schedules.piecewise_constant([10], [0.01, 0.02])
+    res = train(net.apply_fn, params, d, TrainConfig(steps=20, record_every=10, n_eigs=0), learning_rate=lr)
+    np.testing.assert_allclose(res.t, [0.0, 0.1, 0.3], rtol=1e-14)
+    # zero weight on half of the samples = training on the other half
+    weights = jnp.where(jnp.arange(24) < 12, 1.0, 0.0)
+    weighted = train(net.apply_fn, params, d, TrainConfig(steps=5, record_every=5, n_eigs=0), learning_rate=0.01,
+                     sample_weights=weights)  # fmt: skip
+    half = data.Dataset(d.x_train[:12], d.y_train[:12], d.x_test, d.y_test)
+    subset = train(net.apply_fn, params, half, TrainConfig(steps=5, record_every=5, n_eigs=0), learning_rate=0.01)
+    for x, y in zip(jax.tree.leaves(weighted.final_params), jax.tree.leaves(subset.final_params)):
+        np.testing.assert_allclose(x, y, rtol=1e-12)
+
+
+def test_linearized_network_follows_the_closed_form_as_the_step_shrinks(setup):
+    # GD on the linearised network is the Euler discretisation of eq. 1 with the empirical NTK (λ = 0):
+    # the gap to the closed form must shrink linearly with η.
+    d, net, params = setup
+    lin = _nt.linearize(net.apply_fn, params)
+    ntk = np.asarray(networks.empirical_ntk(net.apply_fn)(d.x_train, None, params))
+    f0 = np.asarray(net.apply_fn(params, d.x_train))
+    gaps = []
+    for eta in (0.004, 0.002):
+        steps = int(round(1.0 / eta))
+        res = train(lin, params, d, TrainConfig(steps=steps, record_every=steps // 4, n_eigs=0), learning_rate=eta)
+        theory = l2h.mse_solution(res.t, ntk, d.y_train, f0, l2=0.0, k=1.0)
+        gaps.append(np.abs(res.f_train - np.asarray(theory.f_train)).max())
+    assert gaps[0] < 0.05
+    np.testing.assert_allclose(gaps[0] / gaps[1], 2.0, rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    "kwargs, config, match",
+    [
+        ({"learning_rate": -0.1}, {}, "`learning_rate`"),
+        ({"learning_rate": 0.1, "l2": -1.0}, {}, "`l2`"),
+        ({"learning_rate": 0.1}, {"batch_size": 100}, "`batch_size` must be <="),
+        ({"learning_rate": 0.1}, {"batch_size": 4}, "`key` is required"),
+        ({"learning_rate": 0.1, "sample_weights": np.ones(5)}, {}, "`sample_weights` must have shape"),
+    ],
+)
+def test_bad_training_input(setup, kwargs, config, match):
+    d, net, params = setup
+    with pytest.raises(ValueError, match=match):
+        train(net.apply_fn, params, d, TrainConfig(steps=2, n_eigs=0, **config), **kwargs)
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="`steps`"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="`loss`"):
+        TrainConfig(steps=1, loss="hinge")

@@ -1,0 +1,94 @@
+import gzip
+import pickle
+import struct
+
+import jax
+import numpy as np
+import pytest
+
+from widenet import data
+
+
+def test_spiral_follows_the_papers_construction():
+    x, labels = data.spiral(jax.random.PRNGKey(0), n_per_class=100, n_classes=3, noise=0.2)
+    assert x.shape == (300, 2) and np.bincount(labels).tolist() == [100, 100, 100]
+    # radius is linspace(0, 1) on each arm: noise acts on the angle only
+    np.testing.assert_allclose(np.linalg.norm(x[:100], axis=1), np.linspace(0, 1, 100), atol=1e-12)
+    again, _ = data.spiral(jax.random.PRNGKey(0), n_per_class=100)
+    np.testing.assert_array_equal(x, again)
+    other, _ = data.spiral(jax.random.PRNGKey(1), n_per_class=100)
+    assert not np.allclose(x, other)
+    noiseless, _ = data.spiral(jax.random.PRNGKey(0), n_per_class=5, n_classes=2, noise=0.0)
+    np.testing.assert_allclose(noiseless[4], [np.sin(4 * np.pi), np.cos(4 * np.pi)], atol=1e-12)
+
+
+def test_rank_k_targets():
+    x, y = data.rank_k_regression(jax.random.PRNGKey(0), 50, d=100, task="rank2")
+    assert x.shape == (50, 100) and y.shape == (50, 1)
+    np.testing.assert_allclose(y[:, 0], x[:, 0] * x[:, 1])
+    x4, y4 = data.rank_k_regression(jax.random.PRNGKey(0), 10, task="rank4")
+    a, b, c, d = x4[:, 0], x4[:, 1], x4[:, 2], x4[:, 3]
+    np.testing.assert_allclose(y4[:, 0], a + a * b + a * b * c + a * b * c * d)
+    with pytest.raises(ValueError, match="`task`"):
+        data.rank_k_target(x, "rank3")
+
+
+def test_gaussian_is_deterministic():
+    a = data.gaussian(jax.random.PRNGKey(4), 20, 3)
+    b = data.gaussian(jax.random.PRNGKey(4), 20, 3)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_digits_even_odd_split():
+    d = data.digits(key=jax.random.PRNGKey(0), n_train=100, n_test=50)
+    assert d.x_train.shape == (100, 64) and d.y_train.shape == (100, 1)
+    np.testing.assert_allclose(np.linalg.norm(d.x_train, axis=1), 8.0)
+    np.testing.assert_array_equal(d.y_train[:, 0], np.where(d.labels_train % 2 == 0, 1.0, -1.0))
+    assert not set(map(bytes, d.x_train)) & set(map(bytes, d.x_test))
+    with pytest.raises(ValueError, match="`n_train` \\+ `n_test`"):
+        data.digits(key=jax.random.PRNGKey(0), n_train=2000)
+
+
+def _write_idx(path, array, code):
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as fh:
+        fh.write(header + array.tobytes())
+
+
+def test_mnist_idx_reader_on_tiny_written_files(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    labels = np.arange(12, dtype=np.uint8) % 10
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, 0x08)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels, 0x08)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "train-images-idx3-ubyte.gz"), images)
+    d = data.load_mnist(tmp_path, key=jax.random.PRNGKey(0), n_train=8, n_test=4, target="one_hot", normalize=None)
+    assert d.x_train.shape == (8, 784) and d.y_train.shape == (8, 10)
+    np.testing.assert_array_equal(d.y_train.argmax(1), d.labels_train)
+    row = np.where((images.reshape(12, -1) == d.x_train[0]).all(axis=1))[0]
+    assert row.size == 1 and labels[row[0]] == d.labels_train[0]
+
+
+def test_idx_reader_rejects_bad_files(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError, match="bad magic"):
+        data.read_idx(tmp_path / "bad")
+    _write_idx(tmp_path / "short", np.zeros((3,), np.uint8), 0x08)
+    raw = (tmp_path / "short").read_bytes()
+    (tmp_path / "short").write_bytes(raw[:-1])
+    with pytest.raises(ValueError, match="header says"):
+        data.read_idx(tmp_path / "short")
+
+
+def test_cifar10_reader_on_tiny_written_batches(tmp_path):
+    rng = np.random.default_rng(1)
+    for i in (1, 2):
+        batch = {b"data": rng.integers(0, 256, (5, 3072), dtype=np.uint8), b"labels": list(range(5))}
+        with open(tmp_path / f"data_batch_{i}", "wb") as fh:
+            pickle.dump(batch, fh)
+    d = data.load_cifar10(tmp_path, key=jax.random.PRNGKey(0), n_train=6, n_test=4)
+    assert d.x_train.shape == (6, 3072) and d.y_train.shape == (6, 5)
+    with pytest.raises(FileNotFoundError):
+        data.load_cifar10(tmp_path / "missing", key=jax.random.PRNGKey(0), n_train=1)

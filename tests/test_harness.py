@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pytest
+
+from widenet import harness, plots
+
+
+def test_run_store_writes_at_once_and_resumes(tmp_path):
+    store = harness.RunStore(tmp_path / "runs")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"loss": np.arange(3.0)}
+
+    first = store.cached("sweep/width=8", compute)
+    again = harness.RunStore(tmp_path / "runs").cached("sweep/width=8", compute)  # a resumed session
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first["loss"], again["loss"])
+    assert not list((tmp_path / "runs").glob("*.tmp.npz"))
+    assert store.get("missing") is None
+
+
+def test_checks_and_controls():
+    assert harness.check("err", 0.01, below=0.1).passed
+    assert not harness.check("err", 0.2, below=0.1).passed
+    assert harness.check("wrong theory fails", 0.9, above=0.3, kind="control").passed
+    assert not harness.check("nan never passes", float("nan"), below=1.0).passed
+    with pytest.raises(ValueError):
+        harness.check("both", 1.0, below=1.0, above=0.0)
+
+
+def test_fit_slope_recovers_a_power_law():
+    x = np.array([1.0, 2.0, 4.0, 8.0])
+    assert harness.fit_slope(x, 3.0 * x**-0.5) == pytest.approx(-0.5, abs=1e-12)
+
+
+def test_report_has_checks_tables_and_plots(tmp_path):
+    ctx = harness.Context(tmp_path, harness.RunStore(tmp_path / "runs"))
+    fig = plots.curves(
+        ctx.figure_path("a.png"), [{"theory": [("th", [0, 1], [1, 2])], "experiment": [("exp", [0, 1], [1, 2.1])]}]
+    )
+    result = harness.ScenarioResult(
+        "demo",
+        "Demo",
+        "A claim.",
+        [harness.check("a|b", 0.5, below=1.0)],
+        [str(fig.relative_to(tmp_path))],
+        ["| t |\n|---|"],
+    )
+    report = harness.write_report([result], tmp_path, size="default")
+    text = report.read_text()
+    assert "| demo" in text.replace("[demo]", "demo") and "PASS" in text and "figures/a.png" in text and "a\\|b" in text
+    assert fig.exists() and fig.stat().st_size > 1000
+    assert json.loads((tmp_path / "results.json").read_text())[0]["checks"][0]["passed"] is True

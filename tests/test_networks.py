@@ -1,0 +1,73 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from widenet import _nt, networks
+
+
+@pytest.mark.parametrize(
+    "hidden, kwargs, degree",
+    [((64,), {}, 2.0), ((32, 32), {}, 3.0), ((16, 16, 16), {"activation": "identity"}, 4.0),
+     ((64,), {"activation": "leaky_relu"}, 2.0), ((64,), {"b_std": 0.1}, None), ((64,), {"activation": "erf"}, None)],
+)  # fmt: skip
+def test_structural_degree_agrees_with_measured_degree(hidden, kwargs, degree):
+    net = networks.mlp(hidden, 2, **kwargs)
+    key = jax.random.PRNGKey(0)
+    params = net.init(key, 5)
+    x = jax.random.normal(key, (7, 5))
+    assert net.degree == degree
+    assert networks.measure_degree(net.apply_fn, params, x) == degree
+
+
+def test_from_stax_measures_the_degree_of_any_stax_network():
+    key = jax.random.PRNGKey(1)
+    stax = _nt.stax
+    homogeneous = stax.serial(
+        stax.Dense(32, parameterization="ntk"), stax.Relu(), stax.Dense(1, parameterization="ntk")
+    )
+    assert networks.from_stax(homogeneous, 1, key=key, input_dim=4).degree == 2.0
+    # a first-layer bias scales with the weights (f is still 2-homogeneous in all parameters) ...
+    first_bias = stax.serial(
+        stax.Dense(32, b_std=0.5, parameterization="ntk"), stax.Relu(), stax.Dense(1, parameterization="ntk")
+    )
+    assert networks.from_stax(first_bias, 1, key=key, input_dim=4).degree == 2.0
+    # ... a readout bias does not: f(aθ) = a² W relu(...) + a b
+    last_bias = stax.serial(
+        stax.Dense(32, parameterization="ntk"), stax.Relu(), stax.Dense(1, b_std=0.5, parameterization="ntk")
+    )
+    assert networks.from_stax(last_bias, 1, key=key, input_dim=4).degree is None
+    tanh_like = stax.serial(stax.Dense(32, parameterization="ntk"), stax.Erf(), stax.Dense(1, parameterization="ntk"))
+    assert networks.from_stax(tanh_like, 1, key=key, input_dim=4).degree is None
+
+
+def test_empirical_ntk_is_the_output_averaged_jacobian_gram():
+    key = jax.random.PRNGKey(2)
+    net = networks.mlp((48,), 3)
+    params = net.init(key, 4)
+    x = jax.random.normal(key, (5, 4))
+    jac = jax.jacobian(lambda p: net.apply_fn(p, x))(params)
+    flat = jnp.concatenate([j.reshape(5, 3, -1) for j in jax.tree.leaves(jac)], axis=-1)
+    want = jnp.einsum("icp,jcp->ij", flat, flat) / 3
+    np.testing.assert_allclose(networks.empirical_ntk(net.apply_fn)(x, None, params), want, rtol=1e-12)
+
+
+def test_empirical_ntk_approaches_the_analytic_kernel_with_width():
+    key = jax.random.PRNGKey(3)
+    x = jax.random.normal(key, (6, 8))
+    errors = []
+    for width in (64, 4096):
+        net = networks.mlp((width,))
+        emp = np.mean(
+            [networks.empirical_ntk(net.apply_fn)(x, None, net.init(k, 8)) for k in jax.random.split(key, 4)], axis=0
+        )
+        ana = net.ntk(x)
+        errors.append(np.abs(emp - ana).max() / np.abs(ana).max())
+    assert errors[1] < 0.05 and errors[1] < errors[0]
+
+
+def test_bad_network_arguments():
+    with pytest.raises(ValueError, match="`activation` must be one of"):
+        networks.mlp((8,), activation="swish")
+    with pytest.raises(ValueError, match="`hidden` must lie in"):
+        networks.mlp((0,))

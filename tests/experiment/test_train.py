@@ -139,3 +139,13 @@ def test_bad_config():
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="`loss`"):
         TrainConfig(steps=1, loss="hinge")
+
+
+def test_observables_are_recorded_with_their_step(setup):
+    d, net, params = setup
+    res = train(
+        net.apply_fn, params, d, TrainConfig(steps=4, record_every=2, n_eigs=0), learning_rate=0.01,
+        observables={"norm2": lambda p, step: sum(jnp.sum(q**2) for q in jax.tree.leaves(p)), "step": lambda p, step: step},
+    )  # fmt: skip
+    np.testing.assert_allclose(res.extra["norm2"], res.param_norm**2, rtol=1e-12)
+    np.testing.assert_array_equal(res.extra["step"], [0, 2, 4])

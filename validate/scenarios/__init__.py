@@ -1,5 +1,25 @@
 """Validation scenarios, one claim per module, run in this order by `python -m validate`."""
 
-from . import l2_digits, l2_kernel_decay, l2_loss_minimum, l2_modes
+from . import (
+    catapult_agop,
+    catapult_gd,
+    catapult_multiple,
+    catapult_sgd,
+    catapult_uv,
+    l2_digits,
+    l2_kernel_decay,
+    l2_loss_minimum,
+    l2_modes,
+)
 
-ALL = [l2_modes, l2_digits, l2_kernel_decay, l2_loss_minimum]
+ALL = [
+    l2_modes,
+    l2_digits,
+    l2_kernel_decay,
+    l2_loss_minimum,
+    catapult_uv,
+    catapult_gd,
+    catapult_multiple,
+    catapult_sgd,
+    catapult_agop,
+]

@@ -25,7 +25,7 @@ from .. import losses
 from .._checks import check_range, check_shape
 from ..networks import empirical_ntk
 
-__all__ = ["TrainConfig", "TrainResult", "train", "train_sweep"]
+__all__ = ["TrainConfig", "TrainResult", "train", "train_sweep", "batch_indices"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class TrainResult:
         ntk_top: (..., K, n_eigs) top empirical-NTK eigenvalues, descending.
         f_train: (..., K, n, C), f_test: (..., K, m, C) outputs (if recorded).
         diverged_at: (...,) step at which the run diverged, -1 if it did not.
+        extra: {name: (..., K, ...)} values of the caller's `observables` at each record.
         final_params: parameters at the end (frozen at divergence).
     """
 
@@ -87,6 +88,7 @@ class TrainResult:
     f_train: np.ndarray | None
     f_test: np.ndarray | None
     diverged_at: np.ndarray
+    extra: dict = field(default_factory=dict)
     final_params: object = field(repr=False, default=None)
 
     @property
@@ -99,6 +101,7 @@ class TrainResult:
         return TrainResult(
             steps=self.steps,
             **{name: take(getattr(self, name)) for name in _PER_RUN},
+            extra={name: take(value) for name, value in self.extra.items()},
             final_params=jax.tree.map(lambda p: p[i], self.final_params),
         )
 
@@ -107,6 +110,14 @@ _PER_RUN = (
     "t", "train_loss", "weighted_loss", "test_loss", "train_accuracy", "test_accuracy",
     "param_norm", "ntk_top", "f_train", "f_test", "diverged_at",
 )  # fmt: skip
+
+
+def batch_indices(key, step, n, batch_size):
+    """The SGD minibatch of `step`: `batch_size` distinct indices out of n, from `fold_in(key, step)`.
+
+    The trainer draws its batches with this function, so a caller can reproduce any step's batch
+    (e.g. to compute that batch's critical learning rate)."""
+    return jax.random.choice(jax.random.fold_in(key, step), n, (batch_size,), replace=False)
 
 
 def _value_at(schedule, step, base):
@@ -135,6 +146,7 @@ def train_sweep(
     l2=0.0,
     key=None,
     sample_weights=None,
+    observables=None,
     progress=False,
 ):
     """Train R runs at once (vmapped): parameters, learning rates, L2 and keys along axis 0.
@@ -149,6 +161,8 @@ def train_sweep(
         l2: (R,) array or scalar, or a callable schedule `step -> lambda`.
         key: (R,) PRNG keys for SGD batches (required when `config.batch_size` is set).
         sample_weights: None, an (n,) array, or a callable `step -> (n,)` of per-sample loss weights.
+        observables: optional {name: fn(params, step) -> array}, recorded at every record (vmapped over
+            runs, jitted); `step` is the recorded step, i.e. the next update is step `step`.
         progress: True to print progress to stderr, or a callable `(done_steps, total_steps)`.
 
     Returns:
@@ -192,7 +206,7 @@ def train_sweep(
             value, grads = jax.value_and_grad(data_loss)(params, x, y, w)
             scale = 1.0
         else:
-            idx = jax.random.choice(jax.random.fold_in(hyper["key"], step), n, (batch,), replace=False)
+            idx = batch_indices(hyper["key"], step, n, batch)
             wb = None if w is None else w[idx]
             value, grads = jax.value_and_grad(data_loss)(params, x[idx], y[idx], wb)
             scale = n / batch
@@ -227,6 +241,8 @@ def train_sweep(
             out["ntk_top"] = eigs[::-1][: config.n_eigs]
         if config.record_outputs:
             out["f_train"], out["f_test"] = f, ft
+        for name, fn in (observables or {}).items():
+            out["extra:" + name] = fn(params, step)
         return out
 
     hyper = {"lr": None if callable(learning_rate) else learning_rate, "l2": None if callable(l2) else l2, "key": key}
@@ -256,9 +272,11 @@ def train_sweep(
     for name, value in stacked.items():
         mask = after.reshape(after.shape + (1,) * (value.ndim - 2))
         stacked[name] = np.where(mask, np.nan, value)
+    extra = {name[len("extra:") :]: stacked.pop(name) for name in list(stacked) if name.startswith("extra:")}
     return TrainResult(
         steps=steps,
         t=np.stack(times, axis=1),
+        extra=extra,
         ntk_top=stacked.pop("ntk_top", np.zeros((n_runs, len(steps), 0))),
         f_train=stacked.pop("f_train", None),
         f_test=stacked.pop("f_test", None),
@@ -281,7 +299,19 @@ def _report(progress, done, total, started):
         print(f"    step {done}/{total} ({elapsed:.1f} s)", file=sys.stderr, flush=True)
 
 
-def train(apply_fn, params, data, config, *, learning_rate, l2=0.0, key=None, sample_weights=None, progress=False):
+def train(
+    apply_fn,
+    params,
+    data,
+    config,
+    *,
+    learning_rate,
+    l2=0.0,
+    key=None,
+    sample_weights=None,
+    observables=None,
+    progress=False,
+):
     """Train one network; the same engine as `train_sweep` with a single run.
 
     Args: as `train_sweep`, without the run axis (`learning_rate`, `l2` scalars or schedules, `key`
@@ -307,6 +337,7 @@ def train(apply_fn, params, data, config, *, learning_rate, l2=0.0, key=None, sa
         l2=lam,
         key=keys,
         sample_weights=sample_weights,
+        observables=observables,
         progress=progress,
     )
     return result.run(0)

@@ -16,7 +16,7 @@ import numpy as np
 from . import _nt
 from ._checks import check_range
 
-__all__ = ["Network", "mlp", "from_stax", "measure_degree", "empirical_ntk"]
+__all__ = ["Network", "mlp", "from_stax", "measure_degree", "empirical_ntk", "empirical_ntk_full"]
 
 # Activations that are positively homogeneous of degree 1: a bias-free Dense/activation stack of
 # L Dense layers is L-homogeneous (L2 paper, Sec. 4). Others break homogeneity.
@@ -154,3 +154,11 @@ def empirical_ntk(apply_fn):
         `ntk(x1, x2, params)`; `x2=None` means `x1`.
     """
     return _nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=3)
+
+
+def empirical_ntk_full(apply_fn):
+    """Full empirical output kernel $\\Theta^{cd}(x_1, x_2) = \\nabla f_c(x_1)\\cdot\\nabla f_d(x_2)$: (n1, n2, C, C).
+
+    The linearised network's function-space GD is exact with this kernel (cross-output terms kept).
+    """
+    return _nt.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=3)

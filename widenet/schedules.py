@@ -42,3 +42,47 @@ def l2_budget(time_budget, *, c):
     check_range("time_budget", time_budget, low=0.0, low_open=True)
     check_range("c", c, low=0.0, low_open=True)
     return constant(c / time_budget)
+
+
+_SHAPES = ("triangle", "sine", "square")
+
+
+def class_weights(step, *, n_classes, period, amplitude, shape="triangle", off_after=None):
+    """Class weights $\\Gamma(t)$ of the dynamical loss (dynamical-loss paper, SM; authors' code).
+
+    Classes are emphasised in turn, one per period: class $c = \\lfloor s/T\\rfloor \\bmod C$. At
+    phase $\\tau = s \\bmod T$ its raw weight is $1 + (A - 1)\\,\\phi(\\tau/T)$ with the triangle wave
+    $\\phi(x) = 1 - |2x - 1|$ (1 at $\\tau = T/2$; "sine": $\\sin^2(\\pi x)$; "square": 1 on the middle
+    half of the period), the other classes' raw weights are 1, and all are rescaled so that
+    $\\sum_j\\Gamma_j = C$. With A = 70, C = 3 at $\\tau = T/2$: (2.9167, 0.0417, 0.0417). From step
+    `off_after` on, $\\Gamma = 1$ (plain cross-entropy), as the paper does at the end of training.
+    Jittable; `period` and `amplitude` may be traced (sweepable).
+
+    Args:
+        step: integer step (scalar or array). n_classes: C >= 2. period: T >= 2 steps.
+        amplitude: A >= 1. shape: "triangle", "sine" or "square". off_after: optional step.
+
+    Returns:
+        $\\Gamma$ of shape `step.shape + (n_classes,)`.
+    """
+    check_range("n_classes", n_classes, low=2)
+    check_range("period", period, low=2, meaning="steps per period")
+    check_range("amplitude", amplitude, low=1.0, meaning="A = 1 is plain cross-entropy")
+    if shape not in _SHAPES:
+        raise ValueError(f"`shape` must be one of {_SHAPES}; got {shape!r}")
+    step = jnp.asarray(step)
+    period = jnp.asarray(period)
+    phase = (step % period) / period
+    if shape == "triangle":
+        bump = 1.0 - jnp.abs(2.0 * phase - 1.0)
+    elif shape == "sine":
+        bump = jnp.sin(jnp.pi * phase) ** 2
+    else:
+        bump = ((phase >= 0.25) & (phase < 0.75)).astype(float)
+    emphasised = (step // period) % n_classes
+    classes = jnp.arange(n_classes).reshape((1,) * step.ndim + (n_classes,))
+    raw = 1.0 + (amplitude - 1.0) * bump[..., None] * (classes == emphasised[..., None])
+    gamma = n_classes * raw / jnp.sum(raw, axis=-1, keepdims=True)
+    if off_after is not None:
+        gamma = jnp.where((step >= off_after)[..., None], 1.0, gamma)
+    return gamma

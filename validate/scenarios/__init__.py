@@ -10,6 +10,7 @@ from . import (
     l2_kernel_decay,
     l2_loss_minimum,
     l2_modes,
+    oscillatory_linearized,
 )
 
 ALL = [
@@ -22,4 +23,5 @@ ALL = [
     catapult_multiple,
     catapult_sgd,
     catapult_agop,
+    oscillatory_linearized,
 ]

@@ -17,7 +17,7 @@ CLAIM = (
     "On rank-2 (f* = x1x2) and rank-4 regression in d = 100, SGD with smaller batches at the same "
     "learning rate has more loss spikes (catapults), a higher AGOP alignment cos(G, G*) and a lower "
     "test loss than GD (published: alignment 0.81 -> 0.95, test loss 0.74 -> 0.42 from GD to batch 5 "
-    "on rank-2 at paper size). The linearised (kernel) model at the smallest batch learns no features."
+    "on rank-2 at paper size). The linearised (kernel) model gains no such alignment from small batches."
 )
 
 # η = factor/λ0 for every run of a task. At the CPU size, rank-4 (target variance 4) at batch 5
@@ -76,12 +76,16 @@ def run(ctx: harness.Context):
             rows.append(f"| {task} | {'GD' if batch is None else batch} | {stats[-1][1]:.3f} | {test_mse:.3f} | {stats[-1][3]} | "
                         f"{'no' if stats[-1][4] < 0 else stats[-1][4]} |")  # fmt: skip
         sizes, align, test, spikes, div = map(np.asarray, zip(*stats))
-        key = (
-            f"catapult_agop_{task}_linearized_b{batches[-1]}_n{cfg['n']}_w{cfg['width']}_steps{cfg['steps']}_f{factor}"
-        )
-        lin = _train(ctx, cfg, key, _nt.linearize(net.apply_fn, params), params, d, batches[-1], eta, g_star)
-        rows.append(f"| {task} | linearised, {batches[-1]} | {float(lin['alignment']):.3f} | "
-                    f"{float(lin['test_loss'][-1]) * 2 / cfg['n_test']:.3f} | {_spikes(lin['loss'])} | - |")  # fmt: skip
+        lin = {}
+        for batch in (None, batches[-1]):
+            label = "gd" if batch is None else f"b{batch}"
+            key = f"catapult_agop_{task}_linearized_{label}_n{cfg['n']}_w{cfg['width']}_steps{cfg['steps']}_f{factor}"
+            lin[batch] = _train(ctx, cfg, key, _nt.linearize(net.apply_fn, params), params, d, batch, eta, g_star)
+            rows.append(
+                f"| {task} | linearised, {'GD' if batch is None else batch} | {float(lin[batch]['alignment']):.3f} | "
+                f"{float(lin[batch]['test_loss'][-1]) * 2 / cfg['n_test']:.3g} | {_spikes(lin[batch]['loss'])} | - |"
+            )
+        lin_gain = float(lin[batches[-1]]["alignment"]) - float(lin[None]["alignment"])
         result.checks += [
             harness.check(f"{task}: no run diverged", np.sum(div >= 0), below=0.5),
             harness.check(f"{task}: Spearman ρ(batch size, alignment)", spearmanr(sizes, align)[0], below=-0.79,
@@ -89,9 +93,9 @@ def run(ctx: harness.Context):
             harness.check(f"{task}: Spearman ρ(batch size, test loss)", spearmanr(sizes, test)[0], above=0.79,
                           note=f"test MSE {test[0]:.3f} (GD) -> {test[-1]:.3f}"),
             harness.check(f"{task}: Spearman ρ(batch size, number of spikes)", spearmanr(sizes, spikes)[0], below=-0.79, kind="rate"),
-            harness.check(f"control {task}: alignment gain of the linearised model at batch {sizes[-1]} over init",
-                          float(lin["alignment"]) - align0, below=0.5 * (align[-1] - align0), kind="control",
-                          note=f"init alignment {align0:.3f}"),
+            harness.check(f"control {task}: the linearised model's alignment gain from GD to batch {sizes[-1]}",
+                          lin_gain, below=0.5 * (align[-1] - align[0]), kind="control",
+                          note=f"network's gain {align[-1] - align[0]:.3f}; init alignment {align0:.3f}"),
         ]  # fmt: skip
 
         panels.append(

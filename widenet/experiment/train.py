@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import losses
+from .. import losses, spectra
 from .._checks import check_range, check_shape
 from ..networks import empirical_ntk
 
@@ -38,6 +38,8 @@ class TrainConfig:
         loss: "mse" or "cross_entropy".
         batch_size: None for full-batch GD, else the SGD minibatch size.
         n_eigs: number of top empirical-NTK eigenvalues recorded on the training set (0: none).
+        n_hessian_eigs: number of top Hessian eigenvalues of the (weighted) data loss recorded, by
+            Lanczos of order `lanczos_order` on Hessian-vector products (0: none).
         ntk_points: at most this many training points enter the recorded NTK.
         record_outputs: record network outputs on train and test points.
         divergence_loss: a training loss above this (or non-finite) marks the run diverged.
@@ -48,6 +50,8 @@ class TrainConfig:
     loss: str = "mse"
     batch_size: int | None = None
     n_eigs: int = 3
+    n_hessian_eigs: int = 0
+    lanczos_order: int = 10
     ntk_points: int = 512
     record_outputs: bool = True
     divergence_loss: float = 1e12
@@ -70,6 +74,7 @@ class TrainResult:
         train_loss: data loss without L2 and without weights. weighted_loss: with the current weights.
         test_loss, train_accuracy, test_accuracy, param_norm ($\\|\\theta\\|$): (..., K).
         ntk_top: (..., K, n_eigs) top empirical-NTK eigenvalues, descending.
+        hessian_top: (..., K, n_hessian_eigs) top Hessian eigenvalues of the weighted data loss.
         f_train: (..., K, n, C), f_test: (..., K, m, C) outputs (if recorded).
         diverged_at: (...,) step at which the run diverged, -1 if it did not.
         extra: {name: (..., K, ...)} values of the caller's `observables` at each record.
@@ -85,6 +90,7 @@ class TrainResult:
     test_accuracy: np.ndarray
     param_norm: np.ndarray
     ntk_top: np.ndarray
+    hessian_top: np.ndarray
     f_train: np.ndarray | None
     f_test: np.ndarray | None
     diverged_at: np.ndarray
@@ -108,7 +114,7 @@ class TrainResult:
 
 _PER_RUN = (
     "t", "train_loss", "weighted_loss", "test_loss", "train_accuracy", "test_accuracy",
-    "param_norm", "ntk_top", "f_train", "f_test", "diverged_at",
+    "param_norm", "ntk_top", "hessian_top", "f_train", "f_test", "diverged_at",
 )  # fmt: skip
 
 
@@ -125,10 +131,12 @@ def _value_at(schedule, step, base):
     return schedule(step) if callable(schedule) else base
 
 
-def _weights_at(sample_weights, step):
+def _weights_at(sample_weights, step, args):
     if sample_weights is None:
         return None
-    return sample_weights(step) if callable(sample_weights) else sample_weights
+    if not callable(sample_weights):
+        return sample_weights
+    return sample_weights(step) if args is None else sample_weights(step, args)
 
 
 def _as_outputs(y):
@@ -146,6 +154,7 @@ def train_sweep(
     l2=0.0,
     key=None,
     sample_weights=None,
+    sample_weight_args=None,
     observables=None,
     progress=False,
 ):
@@ -160,7 +169,9 @@ def train_sweep(
         learning_rate: (R,) array, or a callable schedule `step -> eta` shared by all runs.
         l2: (R,) array or scalar, or a callable schedule `step -> lambda`.
         key: (R,) PRNG keys for SGD batches (required when `config.batch_size` is set).
-        sample_weights: None, an (n,) array, or a callable `step -> (n,)` of per-sample loss weights.
+        sample_weights: None, an (n,) array, or a callable `step -> (n,)` of per-sample loss weights;
+            with `sample_weight_args` (a pytree with a leading run axis) it is called as
+            `sample_weights(step, args_of_the_run)`, so weight schedules sweep under one compile.
         observables: optional {name: fn(params, step) -> array}, recorded at every record (vmapped over
             runs, jitted); `step` is the recorded step, i.e. the next update is step `step`.
         progress: True to print progress to stderr, or a callable `(done_steps, total_steps)`.
@@ -201,7 +212,7 @@ def train_sweep(
         params, t, diverged_at = carry
         lr = _value_at(learning_rate, step, hyper["lr"])
         lam = _value_at(l2, step, hyper["l2"])
-        w = _weights_at(sample_weights, step)
+        w = _weights_at(sample_weights, step, hyper["w_args"])
         if batch is None:
             value, grads = jax.value_and_grad(data_loss)(params, x, y, w)
             scale = 1.0
@@ -225,9 +236,9 @@ def train_sweep(
         carry, _ = jax.lax.scan(lambda c, s: step_fn(hyper, c, s), carry, steps)
         return carry
 
-    def observe(params, step):
+    def observe(params, w_args, step):
         f, ft = apply_fn(params, x), apply_fn(params, xt)
-        w = _weights_at(sample_weights, step)
+        w = _weights_at(sample_weights, step, w_args)
         out = {
             "train_loss": loss_fn(f, y, None),
             "weighted_loss": loss_fn(f, y, w),
@@ -239,28 +250,39 @@ def train_sweep(
         if ntk_fn is not None:
             eigs = jnp.linalg.eigvalsh(ntk_fn(x_ntk, None, params))
             out["ntk_top"] = eigs[::-1][: config.n_eigs]
+        if config.n_hessian_eigs:
+            out["hessian_top"] = spectra.hessian_top_eigenvalues(
+                lambda p: data_loss(p, x, y, w), params, k=config.n_hessian_eigs, order=config.lanczos_order,
+                key=jax.random.fold_in(jax.random.PRNGKey(0), step),
+            )  # fmt: skip
         if config.record_outputs:
             out["f_train"], out["f_test"] = f, ft
         for name, fn in (observables or {}).items():
             out["extra:" + name] = fn(params, step)
         return out
 
-    hyper = {"lr": None if callable(learning_rate) else learning_rate, "l2": None if callable(l2) else l2, "key": key}
+    hyper = {
+        "lr": None if callable(learning_rate) else learning_rate,
+        "l2": None if callable(l2) else l2,
+        "key": key,
+        "w_args": sample_weight_args,
+    }
     in_axes = ({k: None if v is None else 0 for k, v in hyper.items()}, 0, None)
     run_chunk = jax.jit(jax.vmap(chunk, in_axes=in_axes))
-    run_observe = jax.jit(jax.vmap(observe, in_axes=(0, None)))
+    w_axis = None if sample_weight_args is None else 0
+    run_observe = jax.jit(jax.vmap(lambda p, a, s: observe(p, a, s), in_axes=(0, w_axis, None)))
 
     carry = (params, jnp.zeros(n_runs), jnp.full(n_runs, -1, dtype=int))
     n_chunks = -(-config.steps // config.record_every)
     record_steps = [0]
-    records = [run_observe(params, 0)]
+    records = [run_observe(params, sample_weight_args, 0)]
     times = [np.zeros(n_runs)]
     started = time.perf_counter()
     for i in range(n_chunks):
         carry = run_chunk(hyper, carry, i * config.record_every)
         done = min((i + 1) * config.record_every, config.steps)
         record_steps.append(done)
-        records.append(run_observe(carry[0], done))
+        records.append(run_observe(carry[0], sample_weight_args, done))
         times.append(np.asarray(carry[1]))
         _report(progress, done, config.steps, started)
     # the last chunk may run past `steps`; it is recorded at its true end step
@@ -278,6 +300,7 @@ def train_sweep(
         t=np.stack(times, axis=1),
         extra=extra,
         ntk_top=stacked.pop("ntk_top", np.zeros((n_runs, len(steps), 0))),
+        hessian_top=stacked.pop("hessian_top", np.zeros((n_runs, len(steps), 0))),
         f_train=stacked.pop("f_train", None),
         f_test=stacked.pop("f_test", None),
         diverged_at=diverged_at,

@@ -39,7 +39,12 @@ def test_variants_and_switch_off():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(amplitude=0.5), "`amplitude`"), (dict(period=1), "`period`"), (dict(shape="saw"), "`shape`"), (dict(n_classes=1), "`n_classes`")],
+    [
+        (dict(amplitude=0.5), "`amplitude`"),
+        (dict(period=1), "`period`"),
+        (dict(shape="saw"), "`shape`"),
+        (dict(n_classes=1), "`n_classes`"),
+    ],
 )
 def test_bad_class_weight_arguments(kwargs, match):
     args = dict(n_classes=3, period=20, amplitude=10.0) | kwargs

@@ -52,7 +52,7 @@ class Network:
     name: str = "network"
 
     def init(self, key, input_dim):
-        """Parameters for inputs of dimension `input_dim` (keyword-free key first, as stax)."""
+        """Initial parameters for inputs of dimension `input_dim` from the PRNG `key`."""
         _, params = self.init_fn(key, (-1, input_dim))
         return params
 

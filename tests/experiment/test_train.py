@@ -149,3 +149,13 @@ def test_observables_are_recorded_with_their_step(setup):
     )  # fmt: skip
     np.testing.assert_allclose(res.extra["norm2"], res.param_norm**2, rtol=1e-12)
     np.testing.assert_array_equal(res.extra["step"], [0, 2, 4])
+
+
+def test_steps_need_not_be_a_multiple_of_the_record_interval(setup):
+    d, net, params = setup
+    a = train(net.apply_fn, params, d, TrainConfig(steps=7, record_every=3, n_eigs=0), learning_rate=0.01)
+    b = train(net.apply_fn, params, d, TrainConfig(steps=7, record_every=7, n_eigs=0), learning_rate=0.01)
+    np.testing.assert_array_equal(a.steps, [0, 3, 6, 7])
+    np.testing.assert_allclose(a.t[-1], 0.07, rtol=1e-14)
+    for x, y in zip(jax.tree.leaves(a.final_params), jax.tree.leaves(b.final_params)):
+        np.testing.assert_allclose(x, y, rtol=1e-13)

@@ -144,6 +144,8 @@ def test_measured_phase_and_window_edges():
     phases = catapult.measured_phase(loss, np.array([-1, -1, -1, 2]))
     assert phases.tolist() == ["lazy", "catapult", "divergent", "divergent"]
     grid = np.array([1.0, 1.5, 2.5, 3.0, 4.5, 5.0])
-    lower, upper = catapult.phase_edges(grid, np.array(["lazy", "lazy", "catapult", "catapult", "divergent", "divergent"]))
+    lower, upper = catapult.phase_edges(
+        grid, np.array(["lazy", "lazy", "catapult", "catapult", "divergent", "divergent"])
+    )
     assert (lower, upper) == (2.0, 3.75)
     assert catapult.phase_edges(grid, np.array(["lazy"] * 3 + ["catapult"] * 3))[1] == np.inf

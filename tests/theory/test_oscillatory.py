@@ -23,7 +23,9 @@ def test_floquet_multipliers_give_the_growth_of_the_residual_over_many_periods()
     kernel = _kernel()
     labels = np.arange(12) % 3
     period, eta = 8, 0.9 / np.linalg.eigvalsh(kernel)[-1]
-    weights = np.asarray(schedules.class_weights(np.arange(period * 3), n_classes=3, period=period, amplitude=6.0))[:, labels]
+    weights = np.asarray(schedules.class_weights(np.arange(period * 3), n_classes=3, period=period, amplitude=6.0))[
+        :, labels
+    ]
     one_period = weights[: period * 3]  # classes take turns: the weights repeat after 3 periods
     mu = oscillatory.floquet_multipliers(kernel, one_period, learning_rate=eta)
     r = np.random.default_rng(1).normal(size=12)
@@ -34,7 +36,9 @@ def test_floquet_multipliers_give_the_growth_of_the_residual_over_many_periods()
         norms.append(np.linalg.norm(r))
     rate = np.exp(np.polyfit(np.arange(20, 40), np.log(norms[20:]), 1)[0])
     np.testing.assert_allclose(rate, np.abs(mu[0]), rtol=1e-6)
-    assert float(oscillatory.floquet_radius(kernel, one_period, learning_rate=eta)) == pytest.approx(float(np.abs(mu[0])))
+    assert float(oscillatory.floquet_radius(kernel, one_period, learning_rate=eta)) == pytest.approx(
+        float(np.abs(mu[0]))
+    )
 
 
 def test_constant_weights_reduce_to_the_gd_stability_edge():
@@ -88,3 +92,22 @@ def test_bad_input():
         oscillatory.floquet_multipliers(kernel, np.ones((4, 12)), learning_rate=0.0)
     with pytest.raises(ValueError, match="`weights` must lie in"):
         oscillatory.floquet_multipliers(kernel, -np.ones((4, 12)), learning_rate=0.1)
+
+
+def test_floquet_radius_grid_matches_pointwise_radii():
+    kernel = _kernel()
+    labels = np.arange(12) % 3
+    lam = np.linalg.eigvalsh(kernel)[-1]
+    grid = oscillatory.floquet_radius_grid(kernel, labels, n_classes=3, periods=[4, 6], amplitudes=[1.0, 30.0],
+                                           learning_rates=[1.0 / lam, 2.5 / lam])  # fmt: skip
+    assert grid.shape == (2, 2, 2)
+    for i, period in enumerate([4, 6]):
+        for j, amp in enumerate([1.0, 30.0]):
+            w = np.asarray(schedules.class_weights(np.arange(3 * period), n_classes=3, period=period, amplitude=amp))[
+                :, labels
+            ]
+            for k, lr in enumerate([1.0 / lam, 2.5 / lam]):
+                np.testing.assert_allclose(
+                    grid[i, j, k], oscillatory.floquet_radius(kernel, w, learning_rate=lr), rtol=1e-12
+                )
+    assert np.all(grid[:, :, 1] > 1) and np.all(grid[:, 0, 0] <= 1 + 1e-12)

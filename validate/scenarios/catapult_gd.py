@@ -92,7 +92,7 @@ def run(ctx: harness.Context):
                 {
                     "title": f"{label} ReLU {model}", "xlabel": "η λ0", "ylabel": "max loss / initial loss", "yscale": "log",
                     "experiment": [("max_t L / L(0)", grid, ratio), ("η λ_max at the end", grid, run["final_top"] * grid / lam0)],
-                    "vlines": [("2/λ0", 2.0), ("4/λ0", 4.0)], "hlines": [("1 / 2", 2.0)],
+                    "vlines": [("2/λ0", 2.0), ("4/λ0", 4.0)], "hlines": [("η λ_max = 2", 2.0)],
                 }
             )  # fmt: skip
         if "quadratic model" in edges:

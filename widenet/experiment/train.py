@@ -222,10 +222,11 @@ def train_sweep(
             value, grads = jax.value_and_grad(data_loss)(params, x[idx], y[idx], wb)
             scale = n / batch
             value = value * scale
-        bad = ~jnp.isfinite(value) | (value > config.divergence_loss)
+        active = step < config.steps  # the last chunk may reach past `steps`: those steps are no-ops
+        bad = (~jnp.isfinite(value) | (value > config.divergence_loss)) & active
         newly = bad & (diverged_at < 0)
         diverged_at = jnp.where(newly, step, diverged_at)
-        stop = diverged_at >= 0
+        stop = (diverged_at >= 0) | ~active
         new = jax.tree.map(lambda p, g: p - lr * (scale * g + lam * p), params, grads)
         params = jax.tree.map(lambda old, upd: jnp.where(stop, old, upd), params, new)
         t = jnp.where(stop, t, t + lr)
@@ -285,8 +286,6 @@ def train_sweep(
         records.append(run_observe(carry[0], sample_weight_args, done))
         times.append(np.asarray(carry[1]))
         _report(progress, done, config.steps, started)
-    # the last chunk may run past `steps`; it is recorded at its true end step
-    record_steps[-1] = n_chunks * config.record_every
     stacked = {name: np.stack([np.asarray(r[name]) for r in records], axis=1) for name in records[0]}
     diverged_at = np.asarray(carry[2])
     steps = np.asarray(record_steps)

@@ -20,6 +20,7 @@ from .._checks import check_psd_kernel, check_range, check_shape
 __all__ = [
     "floquet_multipliers",
     "floquet_radius",
+    "floquet_radius_grid",
     "function_space_gd",
     "gauss_newton_sharpness",
     "instability_intervals",
@@ -82,6 +83,40 @@ def floquet_radius(kernel, weights, *, learning_rate):
     Jittable and vmappable over `weights` and `learning_rate` (no input checks under tracing)."""
     kernel = jnp.asarray(kernel, dtype=float)
     return jnp.max(jnp.abs(jnp.linalg.eigvals(_period_map(kernel, jnp.asarray(weights, dtype=float), learning_rate))))
+
+
+def floquet_radius_grid(kernel, labels, *, n_classes, periods, amplitudes, learning_rates, shape="triangle"):
+    """Floquet radius of weighted-MSE linearised GD over a (period, amplitude, η) grid.
+
+    For each period T the weights are the class-weight schedule over one full cycle (C·T steps,
+    classes taking turns) indexed by `labels`; amplitudes and learning rates are vmapped (one
+    compile per period). The stability boundary is the level set radius = 1.
+
+    Returns:
+        (len(periods), len(amplitudes), len(learning_rates)) array of radii.
+    """
+    from ..schedules import class_weights
+
+    check_psd_kernel("kernel", kernel)
+    kernel = jnp.asarray(kernel, dtype=float)
+    labels = jnp.asarray(labels)
+    check_shape("labels", labels, (kernel.shape[0],), other=f"the kernel's n={kernel.shape[0]}")
+    for a in amplitudes:
+        check_range("amplitudes", a, low=1.0)
+    for lr in learning_rates:
+        check_range("learning_rates", lr, low=0.0, low_open=True)
+    out = []
+    for period in periods:
+        check_range("periods", period, low=2)
+        steps = jnp.arange(n_classes * int(period))
+
+        def radius(amplitude, lr, period=period, steps=steps):
+            w = class_weights(steps, n_classes=n_classes, period=period, amplitude=amplitude, shape=shape)[:, labels]
+            return floquet_radius(kernel, w, learning_rate=lr)
+
+        grid = jax.vmap(lambda a: jax.vmap(lambda lr: radius(a, lr))(jnp.asarray(learning_rates, dtype=float)))
+        out.append(jax.jit(grid)(jnp.asarray(amplitudes, dtype=float)))
+    return jnp.stack(out)
 
 
 def function_space_gd(kernel, f0, y, weights, *, learning_rate, loss="cross_entropy"):

@@ -7,6 +7,7 @@ agreement, a rate in width, and a negative control that must fail (its check pas
 theory is measurably wrong).
 """
 
+import functools
 import json
 import os
 import tempfile
@@ -57,10 +58,16 @@ class Problem:
     ntk_test_train_analytic: np.ndarray | None = None
 
 
+@functools.lru_cache(maxsize=32)
+def _jitted_ntk(apply_fn):
+    """One compiled empirical-NTK function per network (problems of many seeds share it)."""
+    return jax.jit(empirical_ntk(apply_fn))
+
+
 def build_problem(data: Dataset, network: Network, *, key, loss="mse", analytic=True, params0=None):
     """The shared `Problem`: initialise the network (or take `params0`), evaluate f0 and both kernels."""
     params = network.init(key, data.x_train.shape[1]) if params0 is None else params0
-    ntk = jax.jit(empirical_ntk(network.apply_fn))
+    ntk = _jitted_ntk(network.apply_fn)
     x, xt = data.x_train, data.x_test
     kernels = {}
     if analytic:

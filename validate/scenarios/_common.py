@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from widenet import data, harness, networks
+from widenet import data, harness
 from widenet.experiment.train import TrainConfig, train_sweep
 
 
@@ -35,7 +35,8 @@ def train_problems(ctx, key, network, d, problems, *, learning_rate, l2, steps, 
 
 
 def stable_learning_rate(problems, fraction=0.5):
-    """`fraction` of 2/γ_max's half: η = fraction/γ_max of the largest empirical NTK eigenvalue."""
+    """η = fraction/γ_max, γ_max the largest empirical-NTK eigenvalue over the problems (GD is stable
+    below 2/γ_max; 0.5/γ_max keeps the discretisation error of the gradient-flow theory small)."""
     gamma_max = max(float(np.linalg.eigvalsh(p.ntk_train)[-1]) for p in problems)
     return fraction / gamma_max
 
@@ -43,5 +44,3 @@ def stable_learning_rate(problems, fraction=0.5):
 def relative_error(measured, predicted):
     return np.abs(np.asarray(measured) - np.asarray(predicted)) / np.abs(np.asarray(predicted))
 
-
-__all__ = ["digits_problems", "train_problems", "stable_learning_rate", "relative_error", "networks"]

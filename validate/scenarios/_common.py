@@ -43,4 +43,3 @@ def stable_learning_rate(problems, fraction=0.5):
 
 def relative_error(measured, predicted):
     return np.abs(np.asarray(measured) - np.asarray(predicted)) / np.abs(np.asarray(predicted))
-

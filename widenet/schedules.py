@@ -35,7 +35,7 @@ def exponential_decay(initial, *, rate, every=1):
 
 
 def l2_budget(time_budget, *, c):
-    """Constant L2 predicted for a training-time budget $T$: $\\lambda = c/T$ (L2 paper, Sec. 3.1).
+    """Constant L2 predicted for a training-time budget $T$: $\\lambda = c/T$ (L2 paper, Sec. 3 "Optimal L2", where t* is the time of peak test accuracy).
 
     `time_budget` in the same units as the measured constant $c = \\lambda t^*$
     (see `theory.l2_homogeneous.optimal_l2`)."""

@@ -39,7 +39,8 @@ def _check_uv(learning_rate, width):
 def uv_map(f, lam, *, learning_rate, width, y=0.0):
     """One exact GD step of the uv model $f = v^T u/\\sqrt n$ on $L = \\frac12(f - y)^2$ (input x = 1).
 
-    With $r = f - y$ and the tangent kernel $\\lambda = (|u|^2 + |v|^2)/n$ (Lewkowycz et al. 2020, eq. 3):
+    With $r = f - y$ and the tangent kernel $\\lambda = (|u|^2 + |v|^2)/n$ (Lewkowycz et al. 2020, Sec. 2;
+    derivation in docs/theory_catapult.md and shared/papers/NOTES.md):
     $$ f' = f - \\eta\\lambda r + \\frac{\\eta^2}{n} r^2 f, \\qquad
        \\lambda' = \\lambda + \\frac{\\eta r}{n}(\\eta\\lambda r - 4 f). $$
     Exact: it equals plain GD on (u, v) to float precision (tests/theory/test_catapult.py).

@@ -321,7 +321,7 @@ def _loss_minimum_time(ntk_train, y, f0, l2, k, grid, bisections):
 
 
 def optimal_l2(time_budget, *, c):
-    """Predicted best L2 coefficient for a training time budget T: $\\lambda_{pred} = c / T$ (L2 paper, Sec. 3.1).
+    """Predicted best L2 coefficient for a training time budget T: $\\lambda_{pred} = c / T$ (L2 paper, Sec. 3 "Optimal L2", where t* is the time of peak test accuracy).
 
     `c` $= \\lambda t^*$ is measured once (from one run, or from `loss_minimum_time` * l2), since the
     time to peak performance scales as $1/\\lambda$. The paper's WRN-28-10 value is c ≈ 0.0066

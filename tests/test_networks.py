@@ -71,3 +71,14 @@ def test_bad_network_arguments():
         networks.mlp((8,), activation="swish")
     with pytest.raises(ValueError, match="`hidden` must lie in"):
         networks.mlp((0,))
+
+
+def test_standard_parameterization_keeps_the_degree():
+    net = networks.mlp((64,), parameterization="standard")
+    params = net.init(jax.random.PRNGKey(5), 4)
+    x = jax.random.normal(jax.random.PRNGKey(6), (5, 4))
+    assert net.degree == 2.0 and networks.measure_degree(net.apply_fn, params, x) == 2.0
+    # standard parameterisation stores the 1/sqrt(fan_in) in the weights: W ~ N(0, 1/4) here
+    assert abs(float(jnp.std(params[0][0])) - 0.5) < 0.05
+    with pytest.raises(ValueError, match="`parameterization`"):
+        networks.mlp((8,), parameterization="mup")

@@ -61,7 +61,7 @@ class Network:
         return self.kernel_fn(x1, x2, "ntk")
 
 
-def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0, b_std=None):
+def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0, b_std=None, parameterization="ntk"):
     """A fully connected stax network in NTK parameterization.
 
     Bias-free (`b_std=None`) stacks with a positively homogeneous activation (relu, identity,
@@ -76,17 +76,21 @@ def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0
         activation: one of relu, identity, leaky_relu, abs, erf, gelu.
         W_std: weight scale $\\sigma_w$ ($W \\sim \\mathcal N(0,1)$, layer output $\\sigma_w W x/\\sqrt{n_{in}}$).
         b_std: bias scale, or None for no biases.
+        parameterization: "ntk" (default; the theorems' setting) or "standard" (W ~ N(0, σ_w²/n_in),
+            as most training code, e.g. the dynamical-loss paper's Flax network).
     """
     if activation not in _ACTIVATIONS:
         raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
     for width in hidden:
         check_range("hidden", width, low=1, meaning="layer widths are >= 1")
     check_range("out_dim", out_dim, low=1)
+    if parameterization not in ("ntk", "standard"):
+        raise ValueError(f"`parameterization` must be 'ntk' or 'standard'; got {parameterization!r}")
     make_act, homogeneous = _ACTIVATIONS[activation]
     layers = []
     for width in hidden:
-        layers += [_nt.stax.Dense(width, W_std=W_std, b_std=b_std, parameterization="ntk"), make_act()]
-    layers.append(_nt.stax.Dense(out_dim, W_std=W_std, b_std=b_std, parameterization="ntk"))
+        layers += [_nt.stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization), make_act()]
+    layers.append(_nt.stax.Dense(out_dim, W_std=W_std, b_std=b_std, parameterization=parameterization))
     init_fn, apply_fn, kernel_fn = _nt.stax.serial(*layers)
     degree = float(len(hidden) + 1) if homogeneous and b_std is None else None
     widths = "-".join(str(w) for w in hidden)

@@ -11,6 +11,7 @@ from . import (
     l2_loss_minimum,
     l2_modes,
     oscillatory_linearized,
+    oscillatory_spiral,
 )
 
 ALL = [
@@ -24,4 +25,5 @@ ALL = [
     catapult_sgd,
     catapult_agop,
     oscillatory_linearized,
+    oscillatory_spiral,
 ]

@@ -92,3 +92,10 @@ def test_cifar10_reader_on_tiny_written_batches(tmp_path):
     assert d.x_train.shape == (6, 3072) and d.y_train.shape == (6, 5)
     with pytest.raises(FileNotFoundError):
         data.load_cifar10(tmp_path / "missing", key=jax.random.PRNGKey(0), n_train=1)
+
+
+def test_spiral_dataset_has_one_hot_targets_and_an_independent_test_draw():
+    d = data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=10, n_classes=3)
+    assert d.x_train.shape == (30, 2) and d.y_train.shape == (30, 3) and d.x_test.shape == (30, 2)
+    np.testing.assert_array_equal(d.y_train.argmax(1), d.labels_train)
+    assert not np.allclose(d.x_train, d.x_test)

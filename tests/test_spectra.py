@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from widenet import data, losses, networks, spectra
 
@@ -22,7 +23,7 @@ def test_top_hessian_eigenvalue_of_the_spiral_network_at_order_10():
     params = net.init(jax.random.PRNGKey(1), 2)
     loss = lambda p: losses.cross_entropy(net.apply_fn(p, x), y) / x.shape[0]  # noqa: E731
     top = spectra.hessian_top_eigenvalues(loss, params, k=3, order=10, key=jax.random.PRNGKey(2))
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    flat, unravel = ravel_pytree(params)
     assert flat.size == 603
     dense = jax.hessian(lambda v: loss(unravel(v)))(flat)
     exact = np.linalg.eigvalsh(dense)[::-1]

@@ -43,12 +43,6 @@ def check_range(name, x, *, low=None, high=None, low_open=False, high_open=False
         raise ValueError(f"`{name}` must lie in {allowed}{what}; got {_describe(value)}")
 
 
-def check_finite(name, x):
-    value = concrete(x)
-    if value is not None and not np.all(np.isfinite(value)):
-        raise ValueError(f"`{name}` must be finite; got {_describe(value)}")
-
-
 def check_shape(name, x, expected, *, other=None):
     """Raise ValueError if `x.shape` differs from `expected` (None entries match anything)."""
     shape = np.shape(x)

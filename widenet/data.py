@@ -18,6 +18,7 @@ from ._checks import check_range
 __all__ = [
     "Dataset",
     "spiral",
+    "spiral_dataset",
     "rank_k_regression",
     "rank_k_target",
     "gaussian",
@@ -71,6 +72,13 @@ def spiral(key, *, n_per_class=100, n_classes=3, noise=0.2, turns=2.0):
         xs.append(np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1))
         labels.append(np.full(n_per_class, j))
     return np.concatenate(xs), np.concatenate(labels)
+
+
+def spiral_dataset(key, *, n_per_class=100, n_classes=3, noise=0.2):
+    """`spiral` as a `Dataset` with one-hot targets; the test set is a second draw of the angle noise."""
+    x, labels = spiral(key, n_per_class=n_per_class, n_classes=n_classes, noise=noise)
+    xt, labels_t = spiral(jax.random.fold_in(key, 1), n_per_class=n_per_class, n_classes=n_classes, noise=noise)
+    return Dataset(x, one_hot(labels, n_classes), xt, one_hot(labels_t, n_classes), labels, labels_t, "spiral")
 
 
 def rank_k_target(x, task):

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from widenet import _nt, data, losses, networks, schedules
 from widenet.experiment.train import TrainConfig, train
@@ -10,8 +11,7 @@ from widenet.theory import oscillatory
 
 @pytest.fixture(scope="module")
 def spiral():
-    x, labels = data.spiral(jax.random.PRNGKey(0), n_per_class=10, n_classes=3)
-    return data.Dataset(x, data.one_hot(labels, 3), x[:3], data.one_hot(labels[:3], 3), labels, labels[:3], "spiral")
+    return data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=10, n_classes=3)
 
 
 def _kernel(n=12, seed=0):
@@ -71,7 +71,7 @@ def test_gauss_newton_sharpness_is_the_top_hessian_eigenvalue_of_the_linearized_
     lin = _nt.linearize(net.apply_fn, params)
     shifted = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(3), p.shape), params)
     w = jnp.linspace(0.2, 2.0, spiral.n_train)
-    flat, unravel = jax.flatten_util.ravel_pytree(shifted)
+    flat, unravel = ravel_pytree(shifted)
     hess = jax.hessian(lambda v: losses.cross_entropy(lin(unravel(v), spiral.x_train), spiral.y_train, w))(flat)
     kernel = networks.empirical_ntk_full(net.apply_fn)(spiral.x_train, None, params)
     got = oscillatory.gauss_newton_sharpness(kernel, lin(shifted, spiral.x_train), w)

@@ -7,6 +7,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from widenet import _nt, data, harness, losses, networks, plots, schedules, spectra
 from widenet.experiment.train import TrainConfig, train
@@ -31,8 +32,8 @@ def run(ctx: harness.Context):
     started = time.perf_counter()
     cfg = SIZES[ctx.size]
     result = harness.ScenarioResult(NAME, TITLE, CLAIM)
-    x, labels = data.spiral(jax.random.PRNGKey(0), n_per_class=cfg["per_class"], n_classes=3)
-    d = data.Dataset(x, data.one_hot(labels, 3), x[:3], data.one_hot(labels[:3], 3), labels, labels[:3], "spiral")
+    d = data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=cfg["per_class"], n_classes=3)
+    x, labels = d.x_train, d.labels_train
     net = networks.mlp((cfg["width"],), 3, b_std=1.0)
     params = net.init(jax.random.PRNGKey(1), 2)
     lin = _nt.linearize(net.apply_fn, params)
@@ -66,7 +67,7 @@ def run(ctx: harness.Context):
     # Lanczos vs dense on the paper's 603-parameter network (2 -> 100 -> 3 with biases)
     small = networks.mlp((100,), 3, b_std=1.0)
     p_small = small.init(jax.random.PRNGKey(2), 2)
-    flat, unravel = jax.flatten_util.ravel_pytree(p_small)
+    flat, unravel = ravel_pytree(p_small)
     ce = lambda p: losses.cross_entropy(small.apply_fn(p, x), d.y_train) / len(labels)  # noqa: E731
     dense = np.linalg.eigvalsh(jax.hessian(lambda v: ce(unravel(v)))(flat))
     top10 = spectra.hessian_top_eigenvalues(ce, p_small, k=3, order=10, key=jax.random.PRNGKey(3))

@@ -7,6 +7,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from widenet import data, harness, losses, networks, plots, schedules, spectra
 from widenet.experiment.train import TrainConfig, train_sweep
@@ -42,8 +43,8 @@ def run(ctx: harness.Context):
     started = time.perf_counter()
     cfg = SIZES[ctx.size]
     result = harness.ScenarioResult(NAME, TITLE, CLAIM)
-    x, labels = data.spiral(jax.random.PRNGKey(0), n_per_class=cfg["per_class"], n_classes=3)
-    d = data.Dataset(x, data.one_hot(labels, 3), x[:3], data.one_hot(labels[:3], 3), labels, labels[:3], "spiral")
+    d = data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=cfg["per_class"], n_classes=3)
+    x, labels = d.x_train, d.labels_train
     n = len(labels)
     eta_mean = 1.0  # the paper's η on the mean loss F; widenet sums over samples, so η = 1/N here
     period, amp = cfg["period"], cfg["amplitude"]
@@ -62,7 +63,7 @@ def run(ctx: harness.Context):
         res = train_sweep(net.apply_fn, stacked, d, config, learning_rate=jnp.full(2, eta_mean / n), sample_weights=weights,
                           sample_weight_args=args, progress=True)  # fmt: skip
         return {"steps": res.steps, "F": res.weighted_loss, "ce": res.train_loss, "acc": res.train_accuracy,
-                "hessian": res.hessian_top, "final": jax.flatten_util.ravel_pytree(jax.tree.map(lambda p: p[0], res.final_params))[0]}  # fmt: skip
+                "hessian": res.hessian_top, "final": ravel_pytree(jax.tree.map(lambda p: p[0], res.final_params))[0]}  # fmt: skip
 
     run = ctx.store.cached(
         f"oscillatory_spiral_T{period}_A{amp}_p{cfg['periods']}_w{cfg['width']}_r{cfg['record']}", compute
@@ -76,7 +77,7 @@ def run(ctx: harness.Context):
     lags_random = _preceding_lag(random_times, up)
     share, share_random = np.mean(lags <= 1), np.mean(lags_random <= 1)
     # Lanczos vs dense at the end of the oscillating run
-    _, unravel = jax.flatten_util.ravel_pytree(params)
+    _, unravel = ravel_pytree(params)
     final = unravel(jnp.asarray(run["final"]))
     w_end = weights(steps, jnp.array([period, amp]))
     f_mean = lambda p: losses.cross_entropy(net.apply_fn(p, x), d.y_train, w_end) / n  # noqa: E731

@@ -99,3 +99,16 @@ def test_spiral_dataset_has_one_hot_targets_and_an_independent_test_draw():
     assert d.x_train.shape == (30, 2) and d.y_train.shape == (30, 3) and d.x_test.shape == (30, 2)
     np.testing.assert_array_equal(d.y_train.argmax(1), d.labels_train)
     assert not np.allclose(d.x_train, d.x_test)
+
+
+def test_spiral_with_one_count_per_class_is_class_imbalanced():
+    x, labels = data.spiral(jax.random.PRNGKey(0), n_per_class=(60, 20, 5), n_classes=3)
+    assert x.shape == (85, 2) and np.bincount(labels).tolist() == [60, 20, 5]
+    # every arm still spans radius 0 to 1, with its own number of points
+    np.testing.assert_allclose(np.linalg.norm(x[60:80], axis=1), np.linspace(0, 1, 20), atol=1e-12)
+    balanced, _ = data.spiral(jax.random.PRNGKey(0), n_per_class=60, n_classes=3)
+    np.testing.assert_array_equal(x[:60], balanced[:60])  # same key, same first arm
+    with pytest.raises(ValueError, match="`n_per_class` must be an int or 3 counts"):
+        data.spiral(jax.random.PRNGKey(0), n_per_class=(10, 10), n_classes=3)
+    with pytest.raises(ValueError, match="`n_per_class` must lie in"):
+        data.spiral(jax.random.PRNGKey(0), n_per_class=(10, 0, 10), n_classes=3)

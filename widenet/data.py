@@ -54,28 +54,37 @@ def one_hot(labels, n_classes):
 
 
 def spiral(key, *, n_per_class=100, n_classes=3, noise=0.2, turns=2.0):
-    """Spiral arms (dynamical-loss paper, SM; NOTES.md): arm j has radius linspace(0, 1, n) and angle
-    linspace(2πj/C, 2πj/C + 2π·turns, n) plus $\\mathcal N(0, \\text{noise}^2)$ on the angle only.
+    """Spiral arms (dynamical-loss paper, SM; NOTES.md): arm j has radius linspace(0, 1, n_j) and angle
+    linspace(2πj/C, 2πj/C + 2π·turns, n_j) plus $\\mathcal N(0, \\text{noise}^2)$ on the angle only.
+
+    Args:
+        n_per_class: points per arm, an int (the paper: 100 each) or one count per class
+            (class-imbalanced data, e.g. (60, 20, 20)).
 
     Returns:
-        x (C·n, 2) and integer labels (C·n,).
+        x (Σ n_j, 2) and integer labels (Σ n_j,).
     """
-    check_range("n_per_class", n_per_class, low=1)
     check_range("n_classes", n_classes, low=2)
+    sizes = np.full(n_classes, n_per_class) if np.ndim(n_per_class) == 0 else np.asarray(n_per_class, dtype=int)
+    if sizes.shape != (n_classes,):
+        raise ValueError(f"`n_per_class` must be an int or {n_classes} counts (one per class); got {n_per_class!r}")
+    for size in sizes:
+        check_range("n_per_class", int(size), low=1)
     check_range("noise", noise, low=0.0)
-    r = np.linspace(0.0, 1.0, n_per_class)
-    angles_noise = noise * np.asarray(jax.random.normal(key, (n_classes, n_per_class)))
+    angles_noise = noise * np.asarray(jax.random.normal(key, (n_classes, int(sizes.max()))))
     xs, labels = [], []
-    for j in range(n_classes):
+    for j, size in enumerate(sizes):
+        r = np.linspace(0.0, 1.0, size)
         start = 2 * np.pi * j / n_classes
-        angle = np.linspace(start, start + 2 * np.pi * turns, n_per_class) + angles_noise[j]
+        angle = np.linspace(start, start + 2 * np.pi * turns, size) + angles_noise[j, :size]
         xs.append(np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1))
-        labels.append(np.full(n_per_class, j))
+        labels.append(np.full(size, j))
     return np.concatenate(xs), np.concatenate(labels)
 
 
 def spiral_dataset(key, *, n_per_class=100, n_classes=3, noise=0.2):
-    """`spiral` as a `Dataset` with one-hot targets; the test set is a second draw of the angle noise."""
+    """`spiral` as a `Dataset` with one-hot targets; the test set is a second draw of the angle noise.
+    `n_per_class` may give one count per class (class-imbalanced data)."""
     x, labels = spiral(key, n_per_class=n_per_class, n_classes=n_classes, noise=noise)
     xt, labels_t = spiral(jax.random.fold_in(key, 1), n_per_class=n_per_class, n_classes=n_classes, noise=noise)
     return Dataset(x, one_hot(labels, n_classes), xt, one_hot(labels_t, n_classes), labels, labels_t, "spiral")

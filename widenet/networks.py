@@ -16,7 +16,16 @@ import numpy as np
 from . import _nt
 from ._checks import check_range
 
-__all__ = ["Network", "mlp", "from_stax", "measure_degree", "empirical_ntk", "empirical_ntk_full"]
+__all__ = [
+    "Network",
+    "mlp",
+    "from_stax",
+    "measure_degree",
+    "empirical_ntk",
+    "empirical_ntk_full",
+    "lazy",
+    "lazy_params",
+]
 
 # Activations that are positively homogeneous of degree 1: a bias-free Dense/activation stack of
 # L Dense layers is L-homogeneous (L2 paper, Sec. 4). Others break homogeneity.
@@ -166,3 +175,34 @@ def empirical_ntk_full(apply_fn):
     The linearised network's function-space GD is exact with this kernel (cross-output terms kept).
     """
     return _nt.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=3)
+
+
+def lazy(apply_fn, alpha):
+    """The lazy-training model of Chizat, Oyallon & Bach (2019): $g(x) = \\alpha\\,(f_\\theta(x) - f_{\\theta_0}(x))$.
+
+    Its parameters are the pair `(θ, θ0)` (start from `lazy_params(params0)`); θ0 sits behind
+    `stop_gradient`, so GD without L2 leaves it in place. Trained on targets y with the loss $L(g, y)$ and
+    learning rate $\\eta/\\alpha^2$, θ moves exactly as GD with rate η on $f_\\theta$ with targets
+    $f_{\\theta_0} + y/\\alpha$: the real network with its residual scaled down by α. As α → ∞ the
+    trajectory is that of the linearised network (the NTK regime at any width), which is how a
+    linear-stability prediction is measured on a trained finite network without the non-linear
+    (catapult) range cutting it short. Residuals and losses are in g's units ($g - y = \\alpha\\,r_f$).
+
+    Args:
+        apply_fn: `(params, x) -> f(x)`. alpha: the scale α > 0 (1: the centred network).
+
+    Returns:
+        `apply((θ, θ0), x) -> g(x)`.
+    """
+    check_range("alpha", alpha, low=0.0, low_open=True)
+
+    def apply(params, x):
+        theta, theta0 = params
+        return alpha * (apply_fn(theta, x) - apply_fn(jax.lax.stop_gradient(theta0), x))
+
+    return apply
+
+
+def lazy_params(params0):
+    """Initial parameters `(θ0, θ0)` of `lazy`: g starts at 0."""
+    return (params0, params0)

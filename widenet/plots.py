@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["curves", "rate"]
+__all__ = ["curves", "rate", "heatmap"]
 
 _THEORY_STYLE = {"lw": 2.0, "alpha": 0.9}
 _EXPERIMENT_STYLE = {"marker": "o", "ms": 3, "lw": 0.8, "alpha": 0.85}
@@ -57,6 +57,35 @@ def rate(path, x, y, *, xlabel, ylabel, slope, title=None, reference=None):
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def heatmap(path, panels, *, title=None, width=5.5):
+    """Panels of values on a grid: `panels` is a list of dicts with keys `title`, `values` (ny, nx),
+    `x` and `y` (tick labels), `xlabel`, `ylabel`, `label` (colour bar), optional `fmt` for the
+    annotation of each cell and `marks`: a list of (ix, iy) cells to outline."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        values = np.asarray(panel["values"], dtype=float)
+        image = ax.imshow(values, origin="lower", aspect="auto", cmap=panel.get("cmap", "viridis"))
+        fig.colorbar(image, ax=ax, label=panel.get("label", ""))
+        ax.set_xticks(range(len(panel["x"])), [str(v) for v in panel["x"]])
+        ax.set_yticks(range(len(panel["y"])), [str(v) for v in panel["y"]])
+        fmt = panel.get("fmt", "{:.2f}")
+        middle = np.nanmean(values)
+        for iy, ix in np.ndindex(values.shape):
+            color = "k" if values[iy, ix] > middle else "w"
+            ax.text(ix, iy, fmt.format(values[iy, ix]), ha="center", va="center", fontsize=7, color=color)
+        for ix, iy in panel.get("marks", []):
+            ax.add_patch(plt.Rectangle((ix - 0.5, iy - 0.5), 1, 1, fill=False, ec="r", lw=2))
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.set_title(panel.get("title", ""))
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

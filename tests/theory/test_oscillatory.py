@@ -111,3 +111,105 @@ def test_floquet_radius_grid_matches_pointwise_radii():
                     grid[i, j, k], oscillatory.floquet_radius(kernel, w, learning_rate=lr), rtol=1e-12
                 )
     assert np.all(grid[:, :, 1] > 1) and np.all(grid[:, 0, 0] <= 1 + 1e-12)
+
+
+def _class_weights(period, amplitude, labels, n_classes=3):
+    steps = np.arange(n_classes * period)
+    return np.asarray(schedules.class_weights(steps, n_classes=n_classes, period=period, amplitude=amplitude))[
+        :, labels
+    ]
+
+
+def test_full_output_kernel_multipliers_give_the_linearised_network_residual_growth(spiral):
+    """(n, n, C, C) kernels: the multipliers are those of the flattened residual, checked against
+    function-space GD (weighted MSE) stepped through many periods; Θ ⊗ I_C gives the (n, n) ones."""
+    net = networks.mlp((24,), 3, b_std=1.0)
+    params = net.init(jax.random.PRNGKey(4), 2)
+    kernel = networks.empirical_ntk_full(net.apply_fn)(spiral.x_train, None, params)
+    labels = spiral.labels_train
+    weights = _class_weights(3, 8.0, labels)
+    lam = np.linalg.eigvalsh(np.asarray(kernel).transpose(0, 2, 1, 3).reshape(90, 90))[-1]
+    eta = 2.2 / lam
+    mu = oscillatory.floquet_multipliers(kernel, weights, learning_rate=eta)
+    assert mu.shape == (90,) and np.abs(mu[0]) > 1
+    cycles = 30
+    f = oscillatory.function_space_gd(kernel, np.zeros((30, 3)), spiral.y_train, np.tile(weights, (cycles, 1)),
+                                      learning_rate=eta, loss="mse")  # fmt: skip
+    norms = np.linalg.norm((np.asarray(f) - spiral.y_train)[:: len(weights)].reshape(cycles + 1, -1), axis=1)
+    rate = np.exp(np.polyfit(np.arange(15, cycles + 1), np.log(norms[15:]), 1)[0])
+    np.testing.assert_allclose(rate, np.abs(mu[0]), rtol=1e-6)
+    traced = np.asarray(kernel).trace(axis1=2, axis2=3) / 3
+    block = traced[:, :, None, None] * np.eye(3)
+    np.testing.assert_allclose(
+        oscillatory.floquet_radius(block, weights, learning_rate=eta),
+        oscillatory.floquet_radius(traced, weights, learning_rate=eta),
+        rtol=1e-10,
+    )
+
+
+def test_stability_boundary_reduces_to_two_over_lambda_max_for_constant_weights():
+    kernel = _kernel()
+    lam = np.linalg.eigvalsh(kernel)[-1]
+    eta = oscillatory.stability_boundary(kernel, np.ones((4, 12)), eta_max=5.0 / lam, rtol=1e-12)
+    np.testing.assert_allclose(eta * lam, 2.0, rtol=1e-8)
+    assert oscillatory.stability_boundary(kernel, np.ones((4, 12)), eta_max=1.9 / lam) == np.inf
+
+
+def test_stability_boundary_of_one_sample_is_the_root_of_the_scalar_multiplier():
+    """n = 1: the period map is the number prod_t (1 - η λ w_t); its first crossing of |.| = 1 by
+    an independent root finder (scipy brentq on the polynomial)."""
+    from scipy.optimize import brentq
+
+    lam, w = 3.0, np.array([0.2, 1.0, 2.5, 1.0, 0.3])
+    multiplier = lambda eta: abs(np.prod(1 - eta * lam * w)) - 1  # noqa: E731
+    etas = np.linspace(1e-4, 2.0, 20001)
+    first = np.argmax([multiplier(e) > 0 for e in etas])
+    expected = brentq(multiplier, etas[first - 1], etas[first], xtol=1e-15)
+    got = oscillatory.stability_boundary(np.array([[lam]]), w[:, None], eta_max=2.0, grid=256, rtol=1e-13)
+    np.testing.assert_allclose(got, expected, rtol=1e-8)
+    assert abs(expected * lam * w.max() / 2 - 1) > 0.1  # not simply the largest weight's edge
+
+
+def test_stability_boundary_matches_a_dense_radius_scan_on_class_weights():
+    kernel = _kernel(15, seed=3) + 1.0  # a dominant mean mode, as a ReLU NTK has
+    labels = np.array([0] * 9 + [1] * 3 + [2] * 3)  # imbalanced: the boundary moves with the emphasis
+    lam = np.linalg.eigvalsh(kernel)[-1]
+    for period, amp in [(2, 30.0), (10, 30.0)]:
+        w = _class_weights(period, amp, labels)
+        eta = oscillatory.stability_boundary(kernel, w, eta_max=4.0 / lam, rtol=1e-12)
+        below = oscillatory.floquet_radius(kernel, w, learning_rate=eta * (1 - 1e-6))
+        above = oscillatory.floquet_radius(kernel, w, learning_rate=eta * (1 + 1e-6))
+        assert below <= 1 + 1e-9 < above
+        scan = np.linspace(0.01, 1, 400) * eta
+        assert all(float(oscillatory.floquet_radius(kernel, w, learning_rate=e)) <= 1 + 1e-9 for e in scan[::20])
+        assert abs(eta * lam - 2.0) > 0.05  # class emphasis on imbalanced classes moves the edge
+
+
+def test_transient_amplification_is_the_largest_partial_product_norm():
+    kernel = _kernel(10, seed=5)
+    labels = np.array([0] * 6 + [1] * 2 + [2] * 2)
+    w = _class_weights(6, 20.0, labels)
+    eta = 1.5 / np.linalg.eigvalsh(kernel)[-1]
+    m, norms = np.eye(10), []
+    for wt in w:
+        m = (np.eye(10) - eta * kernel * wt[None, :]) @ m
+        norms.append(np.linalg.svd(m, compute_uv=False)[0])
+    got = oscillatory.transient_amplification(kernel, w, learning_rate=eta)
+    np.testing.assert_allclose(got, max(1.0, max(norms)), rtol=1e-10)
+    assert got > 1.5  # the emphasised majority class grows the residual mid-period
+    tiny = oscillatory.transient_amplification(kernel, w, learning_rate=1e-3 * eta)
+    assert float(tiny) == 1.0
+
+
+def test_floquet_bad_input():
+    kernel = _kernel()
+    with pytest.raises(ValueError, match="`eta_max`"):
+        oscillatory.stability_boundary(kernel, np.ones((4, 12)), eta_max=-1.0)
+    with pytest.raises(ValueError, match="`grid`"):
+        oscillatory.stability_boundary(kernel, np.ones((4, 12)), eta_max=1.0, grid=1)
+    with pytest.raises(ValueError, match="`weights` must have shape"):
+        oscillatory.transient_amplification(kernel, np.ones((4, 3)), learning_rate=0.1)
+    bad = np.ones((3, 3, 2, 2))
+    bad[0, 0, 0, 0] = -5.0
+    with pytest.raises(ValueError, match="positive semi-definite|symmetric"):
+        oscillatory.floquet_multipliers(bad, np.ones((2, 3)), learning_rate=0.1)

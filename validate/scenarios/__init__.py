@@ -10,6 +10,7 @@ from . import (
     l2_kernel_decay,
     l2_loss_minimum,
     l2_modes,
+    oscillatory_floquet,
     oscillatory_linearized,
     oscillatory_spiral,
 )
@@ -26,4 +27,5 @@ ALL = [
     catapult_agop,
     oscillatory_linearized,
     oscillatory_spiral,
+    oscillatory_floquet,
 ]

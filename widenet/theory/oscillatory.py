@@ -21,6 +21,8 @@ __all__ = [
     "floquet_multipliers",
     "floquet_radius",
     "floquet_radius_grid",
+    "stability_boundary",
+    "transient_amplification",
     "function_space_gd",
     "gauss_newton_sharpness",
     "instability_intervals",
@@ -40,40 +42,64 @@ def _apply(kernel_full, g):
     return jnp.einsum("ijcd,jd->ic", kernel_full, g)
 
 
+_UNSTABLE_SLACK = 1e-9  # radius > 1 + this counts as unstable (slow modes sit within rounding of 1)
+
+
+def _residual_operator(kernel, weights):
+    """The residual map's pieces: an (n, n) kernel acts on each output alone (dimension n); an
+    (n, n, C, C) kernel on the flattened (n·C) residual, each sample's weight repeated over its outputs."""
+    kernel = jnp.asarray(kernel, dtype=float)
+    weights = jnp.asarray(weights, dtype=float)
+    if kernel.ndim == 4:
+        n, _, c, _ = kernel.shape
+        return kernel.transpose(0, 2, 1, 3).reshape(n * c, n * c), jnp.repeat(weights, c, axis=-1)
+    return kernel, weights
+
+
+def _check_periodic(kernel, weights, learning_rate=None):
+    """ValueErrors for the Floquet functions' inputs (skipped under tracing)."""
+    kernel = jnp.asarray(kernel, dtype=float)
+    if kernel.ndim == 4:
+        n, c = kernel.shape[0], kernel.shape[2]
+        check_shape("kernel", kernel, (n, n, c, c), other="(n, n, C, C)")
+        check_psd_kernel("kernel", kernel.transpose(0, 2, 1, 3).reshape(n * c, n * c))
+    else:
+        check_psd_kernel("kernel", kernel)
+    n = kernel.shape[0]
+    check_shape("weights", weights, (None, n), other=f"(period, n) with the kernel's n={n}")
+    check_range("weights", weights, low=0.0, meaning="loss weights are >= 0")
+    if learning_rate is not None:
+        check_range("learning_rate", learning_rate, low=0.0, low_open=True)
+
+
 def floquet_multipliers(kernel, weights, *, learning_rate):
     """Eigenvalues of the one-period map of the weighted-MSE residual (linearised GD).
 
-    For $F_t = \\sum_i w_{t,i}\\frac12(f_i - y_i)^2$ the residual obeys $r_{t+1} = (I - \\eta\\Theta W_t) r_t$,
+    For $F_t = \\sum_i w_{t,i}\\frac12\\|f_i - y_i\\|^2$ the residual obeys $r_{t+1} = (I - \\eta\\Theta W_t) r_t$,
     $W_t = \\mathrm{diag}(w_t)$, exactly linear with period-T coefficients; by Floquet theory its
     stability is decided by the multipliers, the eigenvalues of
     $M = \\prod_{t=T-1}^{0}(I - \\eta\\Theta W_t)$ (later steps on the left): stable iff all $|\\mu| < 1$.
 
     Args:
-        kernel: (n, n) PSD kernel Θ (the same for every output).
+        kernel: (n, n) PSD kernel Θ (the same for every output, the infinite-width form), or the full
+            (n, n, C, C) output kernel of a finite network (`networks.empirical_ntk_full`), with which
+            the multipliers are exact for its linearisation.
         weights: (T, n) per-sample weights over one period, e.g. `class_weights(...)[..., labels]`.
         learning_rate: η > 0.
 
     Returns:
-        (n,) complex multipliers, sorted by decreasing modulus.
+        (n,) or (n·C,) complex multipliers, sorted by decreasing modulus.
     """
-    check_psd_kernel("kernel", kernel)
-    kernel = jnp.asarray(kernel, dtype=float)
-    n = kernel.shape[0]
-    weights = jnp.asarray(weights, dtype=float)
-    check_shape("weights", weights, (None, n), other=f"(period, n) with the kernel's n={n}")
-    check_range("weights", weights, low=0.0, meaning="loss weights are >= 0")
-    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
-    mu = jnp.linalg.eigvals(_period_map(kernel, weights, learning_rate))
+    _check_periodic(kernel, weights, learning_rate)
+    mu = jnp.linalg.eigvals(_period_map(*_residual_operator(kernel, weights), learning_rate))
     return mu[jnp.argsort(-jnp.abs(mu))]
 
 
-def _period_map(kernel, weights, learning_rate):
-    n = kernel.shape[0]
-
+def _period_map(matrix, weights, learning_rate):
     def step(m, w):
-        return m - learning_rate * (kernel * w[None, :]) @ m, None
+        return m - learning_rate * (matrix * w[None, :]) @ m, None
 
-    m, _ = jax.lax.scan(step, jnp.eye(n), weights)
+    m, _ = jax.lax.scan(step, jnp.eye(matrix.shape[0]), weights)
     return m
 
 
@@ -81,8 +107,73 @@ def floquet_radius(kernel, weights, *, learning_rate):
     """Largest Floquet multiplier modulus: < 1 stable, > 1 unstable (see `floquet_multipliers`).
 
     Jittable and vmappable over `weights` and `learning_rate` (no input checks under tracing)."""
-    kernel = jnp.asarray(kernel, dtype=float)
-    return jnp.max(jnp.abs(jnp.linalg.eigvals(_period_map(kernel, jnp.asarray(weights, dtype=float), learning_rate))))
+    m = _period_map(*_residual_operator(kernel, weights), learning_rate)
+    return jnp.max(jnp.abs(jnp.linalg.eigvals(m)))
+
+
+def stability_boundary(kernel, weights, *, eta_max, grid=64, rtol=1e-10):
+    """The critical learning rate $\\eta^*$: the smallest η at which the Floquet radius exceeds 1.
+
+    Weighted MSE under periodic weights is stable for $\\eta < \\eta^*$ (all $|\\mu| < 1$, see
+    `floquet_multipliers`); with constant weights 1, $\\eta^* = 2/\\lambda_{max}(\\Theta)$. Class
+    emphasis moves it both ways: a slow period lets the emphasised majority class grow the residual
+    for many steps ($\\eta^* < 2/\\lambda_{max}$), a fast one averages the weights and can stabilise
+    GD beyond $2/\\lambda_{max}$. Found by scanning `grid` equally spaced η in (0, eta_max] and
+    bisecting the first unstable interval to `rtol`; an unstable window narrower than the scan's
+    spacing can be missed. Unstable means radius > 1 + 1e-9 (slow kernel modes give radii within
+    rounding of 1).
+
+    Args:
+        kernel, weights: as `floquet_multipliers` (weights over one period).
+        eta_max: upper end of the search. grid: scan points. rtol: bisection tolerance relative to η*.
+
+    Returns:
+        η* as a float, or inf if the dynamics are stable up to `eta_max`.
+    """
+    _check_periodic(kernel, weights)
+    check_range("eta_max", eta_max, low=0.0, low_open=True)
+    check_range("grid", grid, low=2)
+    matrix, weights = _residual_operator(kernel, weights)
+    radius = jax.jit(jax.vmap(lambda eta: jnp.max(jnp.abs(jnp.linalg.eigvals(_period_map(matrix, weights, eta))))))
+    etas = eta_max * np.arange(1, grid + 1) / grid
+    above = np.asarray(radius(jnp.asarray(etas))) > 1.0 + _UNSTABLE_SLACK
+    if not above.any():
+        return float("inf")
+    k = int(np.argmax(above))
+    low, high = (0.0 if k == 0 else etas[k - 1]), etas[k]
+    while high - low > rtol * high:
+        mid = 0.5 * (low + high)
+        if float(radius(jnp.asarray([mid]))[0]) > 1.0 + _UNSTABLE_SLACK:
+            high = mid
+        else:
+            low = mid
+    return 0.5 * (low + high)
+
+
+def transient_amplification(kernel, weights, *, learning_rate):
+    """$\\max_t\\|\\Phi_t\\|_2$, $\\Phi_t = \\prod_{s<t}(I - \\eta\\Theta W_s)$: the most the weighted-MSE residual
+    can grow within the given steps, from any starting residual.
+
+    The Floquet radius decides growth over many periods; this is the growth inside them. A slow
+    period with a strongly emphasised majority class can amplify the residual by orders of magnitude
+    mid-period and shrink it again later, so a finite network can be pushed into its non-linear
+    (catapult) range although the period map contracts.
+
+    Args:
+        kernel: as `floquet_multipliers`. weights: (steps, n), e.g. one period. learning_rate: η.
+
+    Returns:
+        the largest spectral norm of the partial products over the steps (>= 1, since $\\Phi_0 = I$).
+    """
+    _check_periodic(kernel, weights, learning_rate)
+    matrix, weights = _residual_operator(kernel, weights)
+
+    def step(m, w):
+        m = m - learning_rate * (matrix * w[None, :]) @ m
+        return m, jnp.linalg.norm(m, ord=2)
+
+    _, norms = jax.lax.scan(step, jnp.eye(matrix.shape[0]), weights)
+    return jnp.maximum(1.0, jnp.max(norms))
 
 
 def floquet_radius_grid(kernel, labels, *, n_classes, periods, amplitudes, learning_rates, shape="triangle"):

@@ -54,3 +54,12 @@ def test_report_has_checks_tables_and_plots(tmp_path):
     assert "| demo" in text.replace("[demo]", "demo") and "PASS" in text and "figures/a.png" in text and "a\\|b" in text
     assert fig.exists() and fig.stat().st_size > 1000
     assert json.loads((tmp_path / "results.json").read_text())[0]["checks"][0]["passed"] is True
+
+
+def test_heatmap_writes_a_png_with_outlined_cells(tmp_path):
+    values = np.arange(6.0).reshape(2, 3)
+    path = plots.heatmap(tmp_path / "h.png", [
+        {"title": "t", "values": values, "x": [1, 2, 3], "y": [10, 20], "label": "v", "marks": [(2, 1)]},
+        {"title": "u", "values": -values, "x": [1, 2, 3], "y": [10, 20], "fmt": "{:.1e}"},
+    ], title="both")  # fmt: skip
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

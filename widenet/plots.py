@@ -12,6 +12,21 @@ _THEORY_STYLE = {"lw": 2.0, "alpha": 0.9}
 _EXPERIMENT_STYLE = {"marker": "o", "ms": 3, "lw": 0.8, "alpha": 0.85}
 
 
+def _label(ax, panel):
+    ax.set_xlabel(panel.get("xlabel", ""))
+    ax.set_ylabel(panel.get("ylabel", ""))
+    ax.set_title(panel.get("title", ""))
+
+
+def _save(fig, path, title):
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def curves(path, panels, *, title=None, width=6.0):
     """Panels of curves: `panels` is a list of dicts with keys
     `title`, `xlabel`, `ylabel`, `xscale`/`yscale` (optional), `theory` and `experiment`: lists of
@@ -28,17 +43,10 @@ def curves(path, panels, *, title=None, width=6.0):
             ax.axhline(value, ls=":", color="k", lw=1, label=label)
         ax.set_xscale(panel.get("xscale", "linear"))
         ax.set_yscale(panel.get("yscale", "linear"))
-        ax.set_xlabel(panel.get("xlabel", ""))
-        ax.set_ylabel(panel.get("ylabel", ""))
-        ax.set_title(panel.get("title", ""))
+        _label(ax, panel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def rate(path, x, y, *, xlabel, ylabel, slope, title=None, reference=None):
@@ -57,10 +65,7 @@ def rate(path, x, y, *, xlabel, ylabel, slope, title=None, reference=None):
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, None)
 
 
 def heatmap(path, panels, *, title=None, width=5.5):
@@ -81,12 +86,5 @@ def heatmap(path, panels, *, title=None, width=5.5):
             ax.text(ix, iy, fmt.format(values[iy, ix]), ha="center", va="center", fontsize=7, color=color)
         for ix, iy in panel.get("marks", []):
             ax.add_patch(plt.Rectangle((ix - 0.5, iy - 0.5), 1, 1, fill=False, ec="r", lw=2))
-        ax.set_xlabel(panel.get("xlabel", ""))
-        ax.set_ylabel(panel.get("ylabel", ""))
-        ax.set_title(panel.get("title", ""))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        _label(ax, panel)
+    return _save(fig, path, title)

@@ -1,14 +1,29 @@
 """Schedules: functions of the integer training step returning a value (learning rate, L2, ...).
 
 Each builder returns a pure, jittable `schedule(step) -> value`. The trainer accepts either a number
-(constant) or such a callable wherever it takes a learning rate or an L2 coefficient.
+(constant) or such a callable wherever it takes a learning rate or an L2 coefficient. AutoL2 depends
+on what training measures, so it is a stateful rule instead (`init`/`update`, as optax), which the
+trainer also takes as its L2.
 """
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
 
 from ._checks import check_range
 
-__all__ = ["constant", "piecewise_constant", "exponential_decay", "l2_budget"]
+__all__ = [
+    "constant",
+    "piecewise_constant",
+    "exponential_decay",
+    "l2_budget",
+    "AutoL2",
+    "AutoL2State",
+    "auto_l2",
+    "class_weights",
+]
 
 
 def constant(value):
@@ -86,3 +101,73 @@ def class_weights(step, *, n_classes, period, amplitude, shape="triangle", off_a
     if off_after is not None:
         gamma = jnp.where((step >= off_after)[..., None], 1.0, gamma)
     return gamma
+
+
+class AutoL2State(NamedTuple):
+    """State of `AutoL2`: the current λ, the best earlier measurements, the previous measurement,
+    and the step before which λ may not decay again."""
+
+    l2: jax.Array
+    min_loss: jax.Array
+    min_error: jax.Array
+    prev_loss: jax.Array
+    prev_error: jax.Array
+    min_step: jax.Array
+
+
+@dataclass(frozen=True)
+class AutoL2:
+    """AutoL2, the automatic L2 schedule (L2 paper, Sec. 3 "AutoL2" and SM E, Algorithm 1).
+
+    Start with a large λ, which trains fast, and divide it by `factor` when the empirical loss (the
+    training loss without the L2 term) or the training error has stopped improving: at a
+    measurement (every `measure_every` steps) λ decays if
+    $$(L_t > L_{min} \\wedge L_{t-k} > L_{min}) \\vee (E_t > E_{min} \\wedge E_{t-k} > E_{min})$$
+    (an increase two measurements in a row, not a fluctuation) and the step is past the refractory
+    period, which after a decay at step t lasts until $t + \\text{refractory}/\\lambda$ steps (the
+    physical time scale is $1/\\lambda$). Otherwise the minima absorb the previous measurement,
+    $L_{min} \\leftarrow \\min(L_{t-k}, L_{min})$, and likewise for E.
+
+    The printed algorithm compares the error with the error instead of its minimum; this follows
+    the text and NOTES.md (error against min_error, minima updated with the previous measurement
+    and only when no decay happened). The paper measures every 10 steps in SM A and every 5 in SM E.
+
+    Pure and jittable, as an optax-style pair: `init()` and `update(state, step, loss, error)`,
+    called at the measurement steps. The trainer runs it when given as `l2=auto_l2(...)`.
+    """
+
+    initial: float = 0.1
+    factor: float = 10.0
+    refractory: float = 0.1
+    measure_every: int = 5
+
+    def __post_init__(self):
+        check_range("initial", self.initial, low=0.0, low_open=True, meaning="the starting L2 coefficient")
+        check_range("factor", self.factor, low=1.0, low_open=True, meaning="λ is divided by it at each decay")
+        check_range("refractory", self.refractory, low=0.0)
+        check_range("measure_every", self.measure_every, low=1)
+
+    def init(self):
+        inf = jnp.asarray(jnp.inf)
+        return AutoL2State(jnp.asarray(self.initial, dtype=float), inf, inf, inf, inf, jnp.asarray(0.0))
+
+    def update(self, state, step, loss, error):
+        """The state after the measurement (`loss`, `error`) at `step`."""
+        increases = ((loss > state.min_loss) & (state.prev_loss > state.min_loss)) | (
+            (error > state.min_error) & (state.prev_error > state.min_error)
+        )
+        decay = increases & (step > state.min_step)
+        l2 = jnp.where(decay, state.l2 / self.factor, state.l2)
+        return AutoL2State(
+            l2=l2,
+            min_loss=jnp.where(decay, state.min_loss, jnp.minimum(state.prev_loss, state.min_loss)),
+            min_error=jnp.where(decay, state.min_error, jnp.minimum(state.prev_error, state.min_error)),
+            prev_loss=jnp.asarray(loss, dtype=float),
+            prev_error=jnp.asarray(error, dtype=float),
+            min_step=jnp.where(decay, step + self.refractory / l2, state.min_step),
+        )
+
+
+def auto_l2(initial=0.1, *, factor=10.0, refractory=0.1, measure_every=5):
+    """The AutoL2 schedule (see `AutoL2`); pass it to the trainer as `l2=auto_l2()`."""
+    return AutoL2(initial, factor, refractory, measure_every)

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.helpers import SAME_ALGORITHM_RTOL
+from tests.helpers import SAME_ALGORITHM_RTOL, autol2_reference
 from widenet import _nt, data, losses, networks, schedules
 from widenet.experiment.train import TrainConfig, train, train_sweep
 from widenet.theory import l2_homogeneous as l2h
@@ -159,3 +159,33 @@ def test_steps_need_not_be_a_multiple_of_the_record_interval(setup):
     np.testing.assert_allclose(a.t[-1], 0.07, rtol=1e-14)
     for x, y in zip(jax.tree.leaves(a.final_params), jax.tree.leaves(b.final_params)):
         np.testing.assert_allclose(x, y, rtol=1e-13)
+
+
+def test_autol2_in_the_trainer_replays_the_rule_on_its_own_measurements(setup):
+    """With records at every measurement, the recorded loss and error are what AutoL2 measured: the
+    rule replayed on them gives the recorded λ, the updates use it, and λ does decay."""
+    d, net, params = setup
+    every, steps = 4, 400
+    rule = schedules.auto_l2(2.0, factor=4.0, refractory=1.0, measure_every=every)
+    config = TrainConfig(steps=steps, record_every=every, n_eigs=0, record_outputs=False)
+    res = train(net.apply_fn, params, d, config, learning_rate=0.02, l2=rule)
+    measured = list(zip(res.train_loss[:-1], 1.0 - res.train_accuracy[:-1]))
+    expected = autol2_reference(measured, initial=2.0, factor=4.0, refractory=1.0, every=every)
+    # the record at step s holds λ after the measurements at steps < s
+    np.testing.assert_allclose(res.l2[1:], expected, rtol=1e-15)
+    assert res.l2[0] == 2.0 and res.l2[-1] < 2.0 / 4.0
+    # the updates use it: the same λ sequence as a plain schedule gives the same parameters
+    boundaries = list(range(every, steps, every))
+    replay = train(net.apply_fn, params, d, config, learning_rate=0.02,
+                   l2=schedules.piecewise_constant(boundaries, expected))  # fmt: skip
+    for a, b in zip(jax.tree.leaves(res.final_params), jax.tree.leaves(replay.final_params)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    # in a vmapped sweep every run keeps its own rule state
+    stacked = jax.tree.map(lambda p: jnp.stack([p, p]), params)
+    sweep = train_sweep(net.apply_fn, stacked, d, config, learning_rate=jnp.array([0.02, 0.005]), l2=rule)
+    np.testing.assert_array_equal(sweep.l2[0], res.l2)
+    other = train(net.apply_fn, params, d, config, learning_rate=0.005, l2=rule)
+    np.testing.assert_array_equal(sweep.l2[1], other.l2)
+    # and the constant-λ run records its λ too
+    fixed = train(net.apply_fn, params, d, config, learning_rate=0.02, l2=0.5)
+    np.testing.assert_array_equal(fixed.l2, 0.5)

@@ -24,6 +24,7 @@ import numpy as np
 from .. import losses, spectra
 from .._checks import check_range, check_shape
 from ..networks import empirical_ntk
+from ..schedules import AutoL2
 
 __all__ = ["TrainConfig", "TrainResult", "train", "train_sweep", "batch_indices"]
 
@@ -72,6 +73,7 @@ class TrainResult:
     Attributes:
         steps: (K,) recorded steps, 0 included. t: (..., K) time $\\sum \\eta$ at those steps.
         train_loss: data loss without L2 and without weights. weighted_loss: with the current weights.
+        l2: (..., K) the L2 coefficient in effect at each record (AutoL2: as the rule has set it).
         test_loss, train_accuracy, test_accuracy, param_norm ($\\|\\theta\\|$): (..., K).
         ntk_top: (..., K, n_eigs) top empirical-NTK eigenvalues, descending.
         hessian_top: (..., K, n_hessian_eigs) top Hessian eigenvalues of the weighted data loss.
@@ -85,6 +87,7 @@ class TrainResult:
     t: np.ndarray
     train_loss: np.ndarray
     weighted_loss: np.ndarray
+    l2: np.ndarray
     test_loss: np.ndarray
     train_accuracy: np.ndarray
     test_accuracy: np.ndarray
@@ -113,7 +116,7 @@ class TrainResult:
 
 
 _PER_RUN = (
-    "t", "train_loss", "weighted_loss", "test_loss", "train_accuracy", "test_accuracy",
+    "t", "train_loss", "weighted_loss", "l2", "test_loss", "train_accuracy", "test_accuracy",
     "param_norm", "ntk_top", "hessian_top", "f_train", "f_test", "diverged_at",
 )  # fmt: skip
 
@@ -167,7 +170,8 @@ def train_sweep(
         data: a `widenet.data.Dataset` (x_train, y_train, x_test, y_test).
         config: `TrainConfig`.
         learning_rate: (R,) array, or a callable schedule `step -> eta` shared by all runs.
-        l2: (R,) array or scalar, or a callable schedule `step -> lambda`.
+        l2: (R,) array or scalar, a callable schedule `step -> lambda`, or `schedules.auto_l2(...)`
+            (AutoL2: λ set by the measured empirical loss and training error, per run).
         key: (R,) PRNG keys for SGD batches (required when `config.batch_size` is set).
         sample_weights: None, an (n,) array, or a callable `step -> (n,)` of per-sample loss weights;
             with `sample_weight_args` (a pytree with a leading run axis) it is called as
@@ -187,7 +191,8 @@ def train_sweep(
     if not callable(learning_rate):
         learning_rate = jnp.broadcast_to(jnp.asarray(learning_rate, dtype=float), (n_runs,))
         check_range("learning_rate", learning_rate, low=0.0, low_open=True)
-    if not callable(l2):
+    rule = l2 if isinstance(l2, AutoL2) else None
+    if rule is None and not callable(l2):
         l2 = jnp.broadcast_to(jnp.asarray(l2, dtype=float), (n_runs,))
         check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
     if sample_weights is not None and not callable(sample_weights):
@@ -209,9 +214,16 @@ def train_sweep(
         return loss_fn(apply_fn(p, xb), yb, wb)
 
     def step_fn(hyper, carry, step):
-        params, t, diverged_at = carry
+        params, t, diverged_at, rule_state = carry
         lr = _value_at(learning_rate, step, hyper["lr"])
-        lam = _value_at(l2, step, hyper["l2"])
+        if rule is None:
+            lam = _value_at(l2, step, hyper["l2"])
+        else:  # AutoL2: measure the empirical loss and training error every `measure_every` steps
+            f = apply_fn(params, x)
+            measured = rule.update(rule_state, step, loss_fn(f, y, None), 1.0 - losses.accuracy(f, y))
+            due = (step % rule.measure_every == 0) & (step < config.steps) & (diverged_at < 0)
+            rule_state = jax.tree.map(lambda new, old: jnp.where(due, new, old), measured, rule_state)
+            lam = rule_state.l2
         w = _weights_at(sample_weights, step, hyper["w_args"])
         if batch is None:
             value, grads = jax.value_and_grad(data_loss)(params, x, y, w)
@@ -230,7 +242,7 @@ def train_sweep(
         new = jax.tree.map(lambda p, g: p - lr * (scale * g + lam * p), params, grads)
         params = jax.tree.map(lambda old, upd: jnp.where(stop, old, upd), params, new)
         t = jnp.where(stop, t, t + lr)
-        return (params, t, diverged_at), None
+        return (params, t, diverged_at, rule_state), None
 
     def chunk(hyper, carry, start):
         steps = start + jnp.arange(config.record_every)
@@ -264,7 +276,7 @@ def train_sweep(
 
     hyper = {
         "lr": None if callable(learning_rate) else learning_rate,
-        "l2": None if callable(l2) else l2,
+        "l2": None if callable(l2) or rule is not None else l2,
         "key": key,
         "w_args": sample_weight_args,
     }
@@ -273,17 +285,24 @@ def train_sweep(
     w_axis = None if sample_weight_args is None else 0
     run_observe = jax.jit(jax.vmap(lambda p, a, s: observe(p, a, s), in_axes=(0, w_axis, None)))
 
-    carry = (params, jnp.zeros(n_runs), jnp.full(n_runs, -1, dtype=int))
+    rule_state = jnp.zeros(n_runs) if rule is None else jax.tree.map(lambda v: jnp.full(n_runs, v), rule.init())
+    carry = (params, jnp.zeros(n_runs), jnp.full(n_runs, -1, dtype=int), rule_state)
+
+    def l2_now(step, carry):
+        if rule is not None:
+            return np.asarray(carry[3].l2)
+        return np.broadcast_to(np.asarray(l2(step) if callable(l2) else l2, dtype=float), (n_runs,))
+
     n_chunks = -(-config.steps // config.record_every)
     record_steps = [0]
-    records = [run_observe(params, sample_weight_args, 0)]
+    records = [{**run_observe(params, sample_weight_args, 0), "l2": l2_now(0, carry)}]
     times = [np.zeros(n_runs)]
     started = time.perf_counter()
     for i in range(n_chunks):
         carry = run_chunk(hyper, carry, i * config.record_every)
         done = min((i + 1) * config.record_every, config.steps)
         record_steps.append(done)
-        records.append(run_observe(carry[0], sample_weight_args, done))
+        records.append({**run_observe(carry[0], sample_weight_args, done), "l2": l2_now(done, carry)})
         times.append(np.asarray(carry[1]))
         _report(progress, done, config.steps, started)
     stacked = {name: np.stack([np.asarray(r[name]) for r in records], axis=1) for name in records[0]}
@@ -348,7 +367,7 @@ def train(
     """
     batched = jax.tree.map(lambda p: jnp.asarray(p)[None], params)
     lr = learning_rate if callable(learning_rate) else jnp.asarray(learning_rate, dtype=float)[None]
-    lam = l2 if callable(l2) else jnp.asarray(l2, dtype=float)[None]
+    lam = l2 if callable(l2) or isinstance(l2, AutoL2) else jnp.asarray(l2, dtype=float)[None]
     keys = None if key is None else jnp.asarray(key)[None]
     result = train_sweep(
         apply_fn,

@@ -133,8 +133,7 @@ def stability_boundary(kernel, weights, *, eta_max, grid=64, rtol=1e-10):
     _check_periodic(kernel, weights)
     check_range("eta_max", eta_max, low=0.0, low_open=True)
     check_range("grid", grid, low=2)
-    matrix, weights = _residual_operator(kernel, weights)
-    radius = jax.jit(jax.vmap(lambda eta: jnp.max(jnp.abs(jnp.linalg.eigvals(_period_map(matrix, weights, eta))))))
+    radius = jax.jit(jax.vmap(lambda eta: floquet_radius(kernel, weights, learning_rate=eta)))
     etas = eta_max * np.arange(1, grid + 1) / grid
     above = np.asarray(radius(jnp.asarray(etas))) > 1.0 + _UNSTABLE_SLACK
     if not above.any():

@@ -111,6 +111,12 @@ def floquet_radius(kernel, weights, *, learning_rate):
     return jnp.max(jnp.abs(jnp.linalg.eigvals(m)))
 
 
+@jax.jit
+def _radii(kernel, weights, etas):
+    """Floquet radii at several learning rates; compiled once per shape, not once per call."""
+    return jax.vmap(lambda eta: floquet_radius(kernel, weights, learning_rate=eta))(etas)
+
+
 def stability_boundary(kernel, weights, *, eta_max, grid=64, rtol=1e-10):
     """The critical learning rate $\\eta^*$: the smallest η at which the Floquet radius exceeds 1.
 
@@ -133,7 +139,8 @@ def stability_boundary(kernel, weights, *, eta_max, grid=64, rtol=1e-10):
     _check_periodic(kernel, weights)
     check_range("eta_max", eta_max, low=0.0, low_open=True)
     check_range("grid", grid, low=2)
-    radius = jax.jit(jax.vmap(lambda eta: floquet_radius(kernel, weights, learning_rate=eta)))
+    kernel, weights = jnp.asarray(kernel, dtype=float), jnp.asarray(weights, dtype=float)
+    radius = lambda etas: _radii(kernel, weights, etas)  # noqa: E731
     etas = eta_max * np.arange(1, grid + 1) / grid
     above = np.asarray(radius(jnp.asarray(etas))) > 1.0 + _UNSTABLE_SLACK
     if not above.any():

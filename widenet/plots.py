@@ -1,10 +1,12 @@
-"""Theory-versus-experiment figures (matplotlib, Agg backend): each function saves one PNG."""
+"""Theory-versus-experiment figures (matplotlib): each function saves one PNG.
 
-import matplotlib
+Figures are drawn on `matplotlib.figure.Figure` objects directly, without pyplot, so importing
+widenet never selects or changes the user's matplotlib backend (a notebook keeps its own).
+"""
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 __all__ = ["curves", "rate", "heatmap"]
 
@@ -23,7 +25,6 @@ def _save(fig, path, title):
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -31,7 +32,8 @@ def curves(path, panels, *, title=None, width=6.0):
     """Panels of curves: `panels` is a list of dicts with keys
     `title`, `xlabel`, `ylabel`, `xscale`/`yscale` (optional), `theory` and `experiment`: lists of
     (label, x, y), and `vlines`/`hlines`: lists of (label, value)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2), squeeze=False)
+    fig = Figure(figsize=(width * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         for label, x, y in panel.get("theory", []):
             ax.plot(x, y, label=label, **_THEORY_STYLE)
@@ -52,7 +54,8 @@ def curves(path, panels, *, title=None, width=6.0):
 def rate(path, x, y, *, xlabel, ylabel, slope, title=None, reference=None):
     """Log-log points with their fitted slope (and an optional reference slope through the first point)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig = Figure(figsize=(5.5, 4.2))
+    ax = fig.subplots()
     ax.loglog(x, y, "o", label="measured")
     coef = np.polyfit(np.log(x), np.log(y), 1)
     xs = np.geomspace(x.min(), x.max(), 50)
@@ -72,7 +75,8 @@ def heatmap(path, panels, *, title=None, width=5.5):
     """Panels of values on a grid: `panels` is a list of dicts with keys `title`, `values` (ny, nx),
     `x` and `y` (tick labels), `xlabel`, `ylabel`, `label` (colour bar), optional `fmt` for the
     annotation of each cell and `marks`: a list of (ix, iy) cells to outline."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.4), squeeze=False)
+    fig = Figure(figsize=(width * len(panels), 4.4))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         values = np.asarray(panel["values"], dtype=float)
         image = ax.imshow(values, origin="lower", aspect="auto", cmap=panel.get("cmap", "viridis"))
@@ -85,6 +89,6 @@ def heatmap(path, panels, *, title=None, width=5.5):
             color = "k" if values[iy, ix] > middle else "w"
             ax.text(ix, iy, fmt.format(values[iy, ix]), ha="center", va="center", fontsize=7, color=color)
         for ix, iy in panel.get("marks", []):
-            ax.add_patch(plt.Rectangle((ix - 0.5, iy - 0.5), 1, 1, fill=False, ec="r", lw=2))
+            ax.add_patch(Rectangle((ix - 0.5, iy - 0.5), 1, 1, fill=False, ec="r", lw=2))
         _label(ax, panel)
     return _save(fig, path, title)

@@ -89,7 +89,7 @@ def test_cifar10_reader_on_tiny_written_batches(tmp_path):
         with open(tmp_path / f"data_batch_{i}", "wb") as fh:
             pickle.dump(batch, fh)
     d = data.load_cifar10(tmp_path, key=jax.random.PRNGKey(0), n_train=6, n_test=4)
-    assert d.x_train.shape == (6, 3072) and d.y_train.shape == (6, 5)
+    assert d.x_train.shape == (6, 3072) and d.y_train.shape == (6, 10)  # CIFAR-10 has 10 classes
     with pytest.raises(FileNotFoundError):
         data.load_cifar10(tmp_path / "missing", key=jax.random.PRNGKey(0), n_train=1)
 

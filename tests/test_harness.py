@@ -53,7 +53,10 @@ def test_report_has_checks_tables_and_plots(tmp_path):
     text = report.read_text()
     assert "| demo" in text.replace("[demo]", "demo") and "PASS" in text and "figures/a.png" in text and "a\\|b" in text
     assert fig.exists() and fig.stat().st_size > 1000
-    assert json.loads((tmp_path / "results.json").read_text())[0]["checks"][0]["passed"] is True
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["size"] == "default" and payload["scenarios"][0]["checks"][0]["passed"] is True
+    assert [r.verdict for r in harness.read_results(tmp_path, size="default")] == ["PASS"]
+    assert harness.read_results(tmp_path, size="paper") == []
 
 
 def test_heatmap_writes_a_png_with_outlined_cells(tmp_path):

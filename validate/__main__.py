@@ -5,6 +5,8 @@
     python -m validate --size paper         # paper-sized (for a GPU)
 
 Finished runs are stored under OUT/runs at once; rerunning resumes from them (--fresh to discard).
+A stored run is reused only if its configuration, the code that computes it and the jax/NT versions
+are unchanged (see widenet.store). `--only` adds to an existing report of the same size.
 """
 
 import argparse
@@ -39,27 +41,51 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown scenario(s) {sorted(unknown)}; choose from {[m.NAME for m in ALL]}")
     out = Path(args.out)
-    if args.fresh and (out / "runs").exists():
-        shutil.rmtree(out / "runs")
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = harness.Context(out, harness.RunStore(out / "runs"), size=args.size, log=lambda s: print(s, flush=True))
-    results = []
+    try:
+        if args.fresh and (out / "runs").exists():
+            shutil.rmtree(out / "runs")
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        print(f"python -m validate: cannot write to the output folder {out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    from . import scenarios
+
+    def log(line):
+        print(line, flush=True)
+
+    # --only adds to an earlier report of the same size instead of replacing it
+    earlier = {r.name: r for r in harness.read_results(out, size=args.size)} if args.only else {}
+    fresh = {}
     started = time.perf_counter()
     for i, module in enumerate(chosen, 1):
         print(f"[{i}/{len(chosen)}] {module.NAME}: {module.TITLE}", flush=True)
+        # every stored run's identity: this scenario's whole configuration at this size, the widenet
+        # package's source, this scenario's and the shared helpers' source, and the jax/NT versions
+        store = harness.RunStore(
+            out / "runs",
+            code=[module, scenarios._common],
+            context={"scenario": module.NAME, "size": args.size, "config": getattr(module, "SIZES", {}).get(args.size)},
+            log=log,
+        )
+        ctx = harness.Context(out, store, size=args.size, log=log)
         result = module.run(ctx)
-        results.append(result)
+        fresh[module.NAME] = result
         for c in result.checks:
-            print(
-                f"    {'pass' if c.passed else 'FAIL'}  {c.name}: {c.value:.4g} ({c.direction} {c.threshold:.4g})",
-                flush=True,
-            )
-        print(f"    {'PASS' if result.passed else 'FAIL'} in {result.seconds:.0f} s", flush=True)
+            print(f"    {c.verdict:12s} {c.name}: {harness._measured(c)} ({harness._criterion(c)})", flush=True)
+        print(f"    {result.verdict} in {result.seconds:.0f} s", flush=True)
+        results = [fresh.get(m.NAME) or earlier.get(m.NAME) for m in ALL]
+        results = [r for r in results if r is not None]
         harness.write_report(results, out, size=args.size)  # a partial report survives an interruption
-    report = harness.write_report(results, out, size=args.size)
-    passed = sum(r.passed for r in results)
-    print(f"{passed}/{len(results)} scenarios passed in {time.perf_counter() - started:.0f} s; report: {report}")
-    return 0 if passed == len(results) else 1
+    report = out / "report.md"
+    counts = {v: sum(r.verdict == v for r in fresh.values()) for v in ("PASS", "INCONCLUSIVE", "FAIL")}
+    print(
+        f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['INCONCLUSIVE']} inconclusive of "
+        f"{len(fresh)} scenarios in {time.perf_counter() - started:.0f} s; report: {report}"
+    )
+    return 1 if counts["FAIL"] else 0
 
 
 if __name__ == "__main__":

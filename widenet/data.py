@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ._checks import check_range
+from ._checks import check_int, check_labels, check_range
 
 __all__ = [
     "Dataset",
@@ -49,8 +49,9 @@ class Dataset:
 
 
 def one_hot(labels, n_classes):
-    """One-hot rows (n, C) of float targets."""
-    return np.eye(n_classes)[np.asarray(labels)]
+    """One-hot rows (n, C) of float targets; `labels` must be integers in [0, n_classes)."""
+    n_classes = check_int("n_classes", n_classes, low=1)
+    return np.eye(n_classes)[check_labels("labels", labels, n_classes)]
 
 
 def spiral(key, *, n_per_class=100, n_classes=3, noise=0.2, turns=2.0):
@@ -123,7 +124,13 @@ def gaussian(key, n, d, *, out_dim=1, noise=0.0):
 
 def _normalise(x, how):
     if how == "sphere":  # |x| = sqrt(d): O(1) coordinates, O(1) NTK entries in NTK parameterization
-        return x * np.sqrt(x.shape[1]) / np.linalg.norm(x, axis=1, keepdims=True)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise ValueError(
+                f"`normalize`='sphere' cannot scale {int(np.sum(norms == 0))} all-zero input(s) (e.g. blank "
+                "images) to the sphere; drop them or use normalize='standardize'"
+            )
+        return x * np.sqrt(x.shape[1]) / norms
     if how == "standardize":
         return (x - x.mean(0)) / (x.std(0) + 1e-8)
     if how is None:
@@ -134,6 +141,13 @@ def _normalise(x, how):
 def split(x, y, labels, *, key, n_train, n_test, name="data"):
     """Random disjoint train/test subsets (deterministic given `key`)."""
     n = x.shape[0]
+    n_train = check_int("n_train", n_train, low=1)
+    n_test = check_int("n_test", n_test, low=0)
+    if len(y) != n or (labels is not None and len(labels) != n):
+        raise ValueError(
+            f"`x`, `y` and `labels` must have one row per sample; got {n}, {len(y)} and "
+            f"{None if labels is None else len(labels)}"
+        )
     if n_train + n_test > n:
         raise ValueError(f"`n_train` + `n_test` must be <= {n} samples; got {n_train} + {n_test}")
     order = np.asarray(jax.random.permutation(key, n))
@@ -142,11 +156,11 @@ def split(x, y, labels, *, key, n_train, n_test, name="data"):
     return Dataset(x[tr], y[tr], x[te], y[te], None if lab is None else lab[tr], None if lab is None else lab[te], name)
 
 
-def _encode(labels, target):
+def _encode(labels, target, n_classes=10):
     if target == "even_odd":
         return np.where(labels % 2 == 0, 1.0, -1.0)[:, None]
     if target == "one_hot":
-        return one_hot(labels, int(labels.max()) + 1)
+        return one_hot(labels, n_classes)  # all of digits, MNIST, CIFAR-10 have 10 classes
     raise ValueError(f"`target` must be 'even_odd' or 'one_hot'; got {target!r}")
 
 
@@ -171,18 +185,25 @@ def read_idx(path):
     """Read an IDX file (MNIST's format), gzipped or not, into a NumPy array."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path}: cannot read ({type(err).__name__}: {err})") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if raw[2] not in dtypes:
         raise ValueError(f"{path}: unknown IDX element type 0x{raw[2]:02x}")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes for {ndim} dimensions)")
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    itemsize = np.dtype(dtypes[raw[2]]).itemsize
+    body = len(raw) - 4 - 4 * ndim
+    if body != int(np.prod(shape)) * itemsize:
+        raise ValueError(f"{path}: header says shape {shape} but the file holds {body // itemsize} elements")
     data = np.frombuffer(raw, dtype=dtypes[raw[2]], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says shape {shape} but holds {data.size} elements")
     return data.reshape(shape)
 
 
@@ -196,10 +217,19 @@ def _find(directory, stem):
 def load_mnist(directory, *, key, n_train, n_test=0, target="even_odd", normalize="sphere"):
     """MNIST from the four IDX files in a local `directory` (train-images-idx3-ubyte[.gz], ...)."""
     directory = Path(directory)
-    x = read_idx(_find(directory, "train-images-idx3-ubyte")).reshape(-1, 28 * 28).astype(float)
-    labels = read_idx(_find(directory, "train-labels-idx1-ubyte")).astype(int)
-    if x.shape[0] != labels.shape[0]:
-        raise ValueError(f"MNIST images ({x.shape[0]}) and labels ({labels.shape[0]}) differ in number")
+    images_path = _find(directory, "train-images-idx3-ubyte")
+    labels_path = _find(directory, "train-labels-idx1-ubyte")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"{images_path}: MNIST images must have shape (n, 28, 28); got {images.shape}")
+    if labels.ndim != 1:
+        raise ValueError(f"{labels_path}: MNIST labels must have shape (n,); got {labels.shape}")
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"MNIST images ({images_path}: {images.shape[0]}) and labels ({labels_path}: {labels.shape[0]}) differ in number"
+        )
+    labels = check_labels(f"labels in {labels_path}", labels, 10)
+    x = images.reshape(-1, 28 * 28).astype(float)
     return split(
         _normalise(x, normalize), _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name="mnist"
     )
@@ -208,15 +238,23 @@ def load_mnist(directory, *, key, n_train, n_test=0, target="even_odd", normaliz
 def load_cifar10(directory, *, key, n_train, n_test=0, target="one_hot", normalize="standardize"):
     """CIFAR-10 from the python batches (data_batch_1..5) in a local `directory` (cifar-10-batches-py)."""
     directory = Path(directory)
-    batches = sorted(directory.glob("data_batch_*"))
+    batches = [directory / f"data_batch_{i}" for i in range(1, 6) if (directory / f"data_batch_{i}").is_file()]
     if not batches:
-        raise FileNotFoundError(f"no data_batch_* files in {directory}")
+        raise FileNotFoundError(f"no data_batch_1 .. data_batch_5 files in {directory}")
     xs, ys = [], []
     for batch in batches:
-        with open(batch, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
-        xs.append(np.asarray(d[b"data"], dtype=float))
-        ys.append(np.asarray(d[b"labels"], dtype=int))
+        try:
+            with open(batch, "rb") as fh:
+                d = pickle.load(fh, encoding="bytes")
+            data, labels = np.asarray(d[b"data"]), np.asarray(d[b"labels"])
+        except Exception as err:  # noqa: BLE001 - any unreadable batch is reported by name
+            raise ValueError(f"{batch}: not a CIFAR-10 python batch ({type(err).__name__}: {err})") from err
+        if data.ndim != 2 or data.shape[1] != 3072:
+            raise ValueError(f"{batch}: CIFAR-10 rows must hold 3072 = 32x32x3 values; got data of shape {data.shape}")
+        if labels.shape != (data.shape[0],):
+            raise ValueError(f"{batch}: {data.shape[0]} images but labels of shape {labels.shape}")
+        xs.append(data.astype(float))
+        ys.append(check_labels(f"labels in {batch}", labels, 10))
     x, labels = np.concatenate(xs), np.concatenate(ys)
     return split(
         _normalise(x, normalize),

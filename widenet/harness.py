@@ -9,8 +9,6 @@ theory is measurably wrong).
 
 import functools
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,6 +20,7 @@ import numpy as np
 
 from .data import Dataset
 from .networks import Network, empirical_ntk
+from .store import RunStore
 
 __all__ = [
     "Problem",
@@ -33,6 +32,7 @@ __all__ = [
     "Context",
     "fit_slope",
     "write_report",
+    "read_results",
 ]
 
 
@@ -90,10 +90,15 @@ def build_problem(data: Dataset, network: Network, *, key, loss="mse", analytic=
 
 @dataclass(frozen=True)
 class Check:
-    """A measured number against a stated threshold.
+    """A measured number against a threshold fixed from the theory before looking.
 
     kind: "agreement" (theory vs experiment or route vs route), "rate" (a slope in width or size),
-    or "control" (a wrong theory that must be measurably wrong: passes when it fails).
+    or "control" (a rival theory that must be measurably wrong: passes when it fails).
+
+    With `interval` (a 95% interval of the statistic over `n` seeds), the check passes only when the
+    whole interval lies on the right side of the threshold; when the interval straddles it, the size
+    cannot decide the claim and the verdict is INCONCLUSIVE. `inconclusive` gives a reason to report
+    INCONCLUSIVE whatever the value (a claim this size cannot decide).
     """
 
     name: str
@@ -102,20 +107,40 @@ class Check:
     direction: str  # "<": value must be below threshold; ">": above
     kind: str = "agreement"
     note: str = ""
+    interval: tuple[float, float] | None = None
+    n: int | None = None
+    inconclusive: str = ""
+
+    @property
+    def verdict(self):
+        """One of `pass`, `FAIL` or `INCONCLUSIVE`."""
+        if self.inconclusive:
+            return "INCONCLUSIVE"
+        if not np.isfinite(self.value):
+            return "FAIL"
+        below = self.direction == "<"
+        if self.interval is None:
+            return "pass" if (self.value < self.threshold if below else self.value > self.threshold) else "FAIL"
+        lo, hi = self.interval
+        if (hi < self.threshold) if below else (lo > self.threshold):
+            return "pass"
+        if (lo >= self.threshold) if below else (hi <= self.threshold):
+            return "FAIL"
+        return "INCONCLUSIVE"
 
     @property
     def passed(self):
-        if not np.isfinite(self.value):
-            return False
-        return self.value < self.threshold if self.direction == "<" else self.value > self.threshold
+        return self.verdict == "pass"
 
 
-def check(name, value, *, below=None, above=None, kind="agreement", note=""):
-    """A `Check` that `value` lies below (or above) a threshold."""
+def check(name, value, *, below=None, above=None, kind="agreement", note="", interval=None, n=None, inconclusive=""):
+    """A `Check` that `value` (with its 95% `interval` over `n` seeds, if given) lies below or above a threshold."""
     if (below is None) == (above is None):
         raise ValueError("give exactly one of `below` and `above`")
     threshold, direction = (below, "<") if below is not None else (above, ">")
-    return Check(name, float(value), float(threshold), direction, kind, note)
+    if interval is not None:
+        interval = (float(interval[0]), float(interval[1]))
+    return Check(name, float(value), float(threshold), direction, kind, note, interval, n, inconclusive)
 
 
 @dataclass
@@ -131,48 +156,37 @@ class ScenarioResult:
     seconds: float = 0.0
 
     @property
+    def verdict(self):
+        """`PASS` if every check passes, `FAIL` if any fails, else `INCONCLUSIVE`."""
+        verdicts = {c.verdict for c in self.checks}
+        if not self.checks or "FAIL" in verdicts:
+            return "FAIL"
+        return "INCONCLUSIVE" if "INCONCLUSIVE" in verdicts else "PASS"
+
+    @property
     def passed(self):
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        return self.verdict == "PASS"
 
+    def to_dict(self):
+        """The JSON form written to results.json (verdicts included)."""
+        out = {k: v for k, v in asdict(self).items() if k != "checks"}
+        out["verdict"] = self.verdict
+        out["passed"] = self.passed
+        out["checks"] = [{**asdict(c), "verdict": c.verdict, "passed": c.passed} for c in self.checks]
+        return out
 
-class RunStore:
-    """Finished runs on disk, one .npz per run, written atomically as soon as the run ends.
-
-    An interrupted sweep resumes: `get` returns the stored arrays of a finished run, so it is not
-    recomputed. Keys are file-name-safe strings that encode the run's configuration.
-    """
-
-    def __init__(self, root):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, key):
-        safe = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in key)
-        return self.root / f"{safe}.npz"
-
-    def get(self, key):
-        path = self._path(key)
-        if not path.exists():
-            return None
-        with np.load(path) as npz:
-            return {name: npz[name] for name in npz.files}
-
-    def put(self, key, arrays):
-        path = self._path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp.npz")
-        os.close(fd)
-        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-        os.replace(tmp, path)
-        return path
-
-    def cached(self, key, compute: Callable[[], dict]):
-        """The stored run for `key`, or `compute()` stored at once and returned."""
-        found = self.get(key)
-        if found is not None:
-            return found
-        arrays = {k: np.asarray(v) for k, v in compute().items()}
-        self.put(key, arrays)
-        return arrays
+    @classmethod
+    def from_dict(cls, payload):
+        """Rebuild a result from its `to_dict` form (derived fields are recomputed, not trusted)."""
+        fields = {k: payload[k] for k in ("name", "title", "claim", "figures", "tables", "seconds")}
+        names = Check.__dataclass_fields__
+        checks = []
+        for c in payload["checks"]:
+            c = {k: v for k, v in c.items() if k in names}
+            if c.get("interval") is not None:
+                c["interval"] = tuple(c["interval"])
+            checks.append(Check(**c))
+        return cls(checks=checks, **fields)
 
 
 @dataclass
@@ -202,7 +216,23 @@ def _fmt(v):
     return f"{v:.3g}" if (abs(v) >= 1e-3 or v == 0) and abs(v) < 1e4 else f"{v:.2e}"
 
 
-def write_report(results: list[ScenarioResult], out_dir, *, size, started=None):
+def _criterion(c):
+    if c.interval is None:
+        return f"{c.direction} {_fmt(c.threshold)}"
+    side = "upper" if c.direction == "<" else "lower"
+    return f"95% interval's {side} end {c.direction} {_fmt(c.threshold)}"
+
+
+def _measured(c):
+    text = _fmt(c.value)
+    if c.interval is not None:
+        text += f" [{_fmt(c.interval[0])}, {_fmt(c.interval[1])}]"
+    if c.n is not None:
+        text += f", n = {c.n}"
+    return text
+
+
+def write_report(results: list[ScenarioResult], out_dir, *, size):
     """Write report.md (summary, then each scenario's checks, tables and plots) and results.json."""
     out_dir = Path(out_dir)
     lines = ["# widenet validation report", ""]
@@ -212,29 +242,36 @@ def write_report(results: list[ScenarioResult], out_dir, *, size, started=None):
     lines += ["| scenario | result | checks passed | time |", "|---|---|---|---|"]
     for r in results:
         ok = sum(c.passed for c in r.checks)
-        lines.append(
-            f"| [{r.name}](#{r.name}) | {'PASS' if r.passed else 'FAIL'} | {ok}/{len(r.checks)} | {r.seconds:.0f} s |"
-        )
+        lines.append(f"| [{r.name}](#{r.name}) | {r.verdict} | {ok}/{len(r.checks)} | {r.seconds:.0f} s |")
     lines.append("")
     for r in results:
-        lines += [f"## {r.name}", "", f"**{r.title}** — {'PASS' if r.passed else 'FAIL'}", "", r.claim, ""]
+        lines += [f"## {r.name}", "", f"**{r.title}** — {r.verdict}", "", r.claim, ""]
         lines += ["| check | kind | measured | criterion | result |", "|---|---|---|---|---|"]
         for c in r.checks:
             note = f" ({c.note})" if c.note else ""
+            why = f": {c.inconclusive}" if c.inconclusive else ""
             name = f"{c.name}{note}".replace("|", "\\|")
-            lines.append(
-                f"| {name} | {c.kind} | {_fmt(c.value)} | {c.direction} {_fmt(c.threshold)} | {'pass' if c.passed else 'FAIL'} |"
-            )
+            lines.append(f"| {name} | {c.kind} | {_measured(c)} | {_criterion(c)} | {c.verdict}{why} |")
         lines.append("")
         for table in r.tables:
             lines += [table, ""]
         for fig in r.figures:
             lines += [f"![{r.name}]({fig})", ""]
     (out_dir / "report.md").write_text("\n".join(lines))
-    payload = [
-        {**{k: v for k, v in asdict(r).items() if k != "checks"}, "passed": r.passed,
-         "checks": [{**asdict(c), "passed": c.passed} for c in r.checks]}
-        for r in results
-    ]  # fmt: skip
+    payload = {"size": size, "scenarios": [r.to_dict() for r in results]}
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2))
     return out_dir / "report.md"
+
+
+def read_results(out_dir, *, size):
+    """The scenario results of an earlier report in `out_dir` at this `size` (empty if none)."""
+    path = Path(out_dir) / "results.json"
+    if not path.exists():
+        return []
+    try:
+        payload = json.loads(path.read_text())
+        if not isinstance(payload, dict) or payload.get("size") != size:
+            return []
+        return [ScenarioResult.from_dict(r) for r in payload["scenarios"]]
+    except (ValueError, KeyError, TypeError):
+        return []

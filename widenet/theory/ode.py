@@ -9,10 +9,11 @@ optional per-sample weights). For MSE this is the ODE whose closed-form solution
 """
 
 import diffrax
+import jax
 import jax.numpy as jnp
 
 from .. import losses
-from .._checks import check_psd_kernel, check_range, check_shape
+from .._checks import check_psd_kernel, check_range, check_shape, warn_if_float32
 from .solution import FunctionSpaceSolution
 
 __all__ = ["function_space_ode"]
@@ -50,6 +51,14 @@ def function_space_ode(
     Returns:
         `FunctionSpaceSolution`; `success` is False if the solver failed (never raises under vmap).
     """
+    warn_if_float32("ode.function_space_ode", "the ODE cannot reach tolerances below ~1e-6")
+    check_range("rtol", rtol, low=0.0, low_open=True)
+    check_range("atol", atol, low=0.0, low_open=True)
+    if not jax.config.jax_enable_x64 and rtol < 1e-6:
+        raise ValueError(
+            f"`rtol`={rtol:g} is below float32's resolution (jax_enable_x64 is off): the solver would fail "
+            "with infinities. Enable float64, or pass rtol >= 1e-6."
+        )
     check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
     check_range("k", k, low=1.0, meaning="degree of homogeneity, k >= 1")
     check_psd_kernel("ntk_train", ntk_train)

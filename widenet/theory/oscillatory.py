@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import losses
-from .._checks import check_psd_kernel, check_range, check_shape
+from .._checks import check_int, check_labels, check_psd_kernel, check_range, check_shape, warn_if_float32
 
 __all__ = [
     "floquet_multipliers",
@@ -90,6 +90,10 @@ def floquet_multipliers(kernel, weights, *, learning_rate):
     Returns:
         (n,) or (n·C,) complex multipliers, sorted by decreasing modulus.
     """
+    warn_if_float32(
+        "oscillatory.floquet_multipliers",
+        "Floquet multipliers carry ~1e-6 relative error, so radii within ~1e-5 of 1 are undecided",
+    )
     _check_periodic(kernel, weights, learning_rate)
     mu = jnp.linalg.eigvals(_period_map(*_residual_operator(kernel, weights), learning_rate))
     return mu[jnp.argsort(-jnp.abs(mu))]
@@ -107,6 +111,11 @@ def floquet_radius(kernel, weights, *, learning_rate):
     """Largest Floquet multiplier modulus: < 1 stable, > 1 unstable (see `floquet_multipliers`).
 
     Jittable and vmappable over `weights` and `learning_rate` (no input checks under tracing)."""
+    warn_if_float32(
+        "oscillatory.floquet_radius",
+        "Floquet multipliers carry ~1e-6 relative error, so radii within ~1e-5 of 1 are undecided",
+    )
+    _check_periodic(kernel, weights, learning_rate)
     m = _period_map(*_residual_operator(kernel, weights), learning_rate)
     return jnp.max(jnp.abs(jnp.linalg.eigvals(m)))
 
@@ -136,9 +145,12 @@ def stability_boundary(kernel, weights, *, eta_max, grid=64, rtol=1e-10):
     Returns:
         η* as a float, or inf if the dynamics are stable up to `eta_max`.
     """
+    warn_if_float32("oscillatory.stability_boundary", "the boundary is located to ~1e-5 relative at best")
     _check_periodic(kernel, weights)
-    check_range("eta_max", eta_max, low=0.0, low_open=True)
-    check_range("grid", grid, low=2)
+    check_range("eta_max", eta_max, low=0.0, low_open=True, meaning="a finite upper end of the search")
+    check_int("grid", grid, low=2)
+    # the bisection stops at rtol·η*; below a few ulps it could not shrink the bracket any more
+    check_range("rtol", rtol, low=4 * np.finfo(float).eps, high=1.0, high_open=True)
     kernel, weights = jnp.asarray(kernel, dtype=float), jnp.asarray(weights, dtype=float)
     radius = lambda etas: _radii(kernel, weights, etas)  # noqa: E731
     etas = eta_max * np.arange(1, grid + 1) / grid
@@ -147,7 +159,9 @@ def stability_boundary(kernel, weights, *, eta_max, grid=64, rtol=1e-10):
         return float("inf")
     k = int(np.argmax(above))
     low, high = (0.0 if k == 0 else etas[k - 1]), etas[k]
-    while high - low > rtol * high:
+    for _ in range(200):  # 2^-200 is far below any admissible rtol: the loop always ends
+        if high - low <= rtol * high:
+            break
         mid = 0.5 * (low + high)
         if float(radius(jnp.asarray([mid]))[0]) > 1.0 + _UNSTABLE_SLACK:
             high = mid
@@ -171,6 +185,7 @@ def transient_amplification(kernel, weights, *, learning_rate):
     Returns:
         the largest spectral norm of the partial products over the steps (>= 1, since $\\Phi_0 = I$).
     """
+    warn_if_float32("oscillatory.transient_amplification", "amplifications carry ~1e-6 relative error")
     _check_periodic(kernel, weights, learning_rate)
     matrix, weights = _residual_operator(kernel, weights)
 
@@ -192,11 +207,16 @@ def floquet_radius_grid(kernel, labels, *, n_classes, periods, amplitudes, learn
     Returns:
         (len(periods), len(amplitudes), len(learning_rates)) array of radii.
     """
+    warn_if_float32(
+        "oscillatory.floquet_radius_grid",
+        "Floquet multipliers carry ~1e-6 relative error, so radii within ~1e-5 of 1 are undecided",
+    )
     from ..schedules import class_weights
 
     check_psd_kernel("kernel", kernel)
     kernel = jnp.asarray(kernel, dtype=float)
-    labels = jnp.asarray(labels)
+    n_classes = check_int("n_classes", n_classes, low=1)
+    labels = jnp.asarray(check_labels("labels", labels, n_classes))
     check_shape("labels", labels, (kernel.shape[0],), other=f"the kernel's n={kernel.shape[0]}")
     for a in amplitudes:
         check_range("amplitudes", a, low=1.0)

@@ -35,7 +35,9 @@ def test_float32_warns_once_per_entry_point_and_the_ode_refuses_unreachable_tole
         print("ok")
         """
     )
-    out = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script], capture_output=True, text=True
+    )
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 

@@ -66,6 +66,9 @@ def _jitted_ntk(apply_fn):
 
 def build_problem(data: Dataset, network: Network, *, key, loss="mse", analytic=True, params0=None):
     """The shared `Problem`: initialise the network (or take `params0`), evaluate f0 and both kernels."""
+    from . import losses
+
+    losses.get(loss)
     params = network.init(key, data.x_train.shape[1]) if params0 is None else params0
     ntk = _jitted_ntk(network.apply_fn)
     x, xt = data.x_train, data.x_test
@@ -206,8 +209,22 @@ class Context:
 
 def fit_slope(x, y):
     """Least-squares slope of log y against log x (a convergence rate)."""
-    x, y = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
+        raise ValueError(f"`x` and `y` must be 1-D of equal length >= 2; got shapes {x.shape} and {y.shape}")
+    for name, v in (("x", x), ("y", y)):
+        if not np.all(np.isfinite(v) & (v > 0)):
+            raise ValueError(f"`{name}` must be finite and > 0 (a log-log slope); got {v}")
+    x, y = np.log(x), np.log(y)
     return float(np.polyfit(x, y, 1)[0])
+
+
+SIZES = ("default", "paper")
+
+
+def _check_size(size):
+    if size not in SIZES:
+        raise ValueError(f"`size` must be one of {SIZES}; got {size!r}")
 
 
 def _fmt(v):
@@ -234,6 +251,7 @@ def _measured(c):
 
 def write_report(results: list[ScenarioResult], out_dir, *, size):
     """Write report.md (summary, then each scenario's checks, tables and plots) and results.json."""
+    _check_size(size)
     out_dir = Path(out_dir)
     lines = ["# widenet validation report", ""]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -265,6 +283,7 @@ def write_report(results: list[ScenarioResult], out_dir, *, size):
 
 def read_results(out_dir, *, size):
     """The scenario results of an earlier report in `out_dir` at this `size` (empty if none)."""
+    _check_size(size)
     path = Path(out_dir) / "results.json"
     if not path.exists():
         return []

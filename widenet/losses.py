@@ -12,6 +12,16 @@ import jax.numpy as jnp
 __all__ = ["mse", "cross_entropy", "accuracy", "get", "output_gradient"]
 
 
+def _check(f, y, weights=None):
+    """Shapes must agree exactly (they are static, so this holds under jit too): no broadcasting."""
+    if jnp.shape(f) != jnp.shape(y):
+        raise ValueError(f"`f` and `y` must have the same shape (n, C); got {jnp.shape(f)} and {jnp.shape(y)}")
+    if weights is not None and jnp.shape(weights) != jnp.shape(f)[:-1]:
+        raise ValueError(
+            f"`weights` must have one value per sample, shape {jnp.shape(f)[:-1]}; got {jnp.shape(weights)}"
+        )
+
+
 def _weighted_sum(per_sample, weights):
     if weights is None:
         return jnp.sum(per_sample)
@@ -20,6 +30,7 @@ def _weighted_sum(per_sample, weights):
 
 def mse(f, y, weights=None):
     """$\\sum_i w_i \\frac12 \\|f(x_i) - y_i\\|^2$ (L2 paper, Thm 2 sample loss $\\frac12(f-y)^2$)."""
+    _check(f, y, weights)
     return _weighted_sum(0.5 * jnp.sum((f - y) ** 2, axis=-1), weights)
 
 
@@ -29,11 +40,13 @@ def cross_entropy(f, y, weights=None):
     With class weights $w_i = \\Gamma_{y_i}(t)$ this is the dynamical loss $N F$ of the
     dynamical-loss paper (its $F$ is a mean; the trainer's time units absorb the $1/N$).
     """
+    _check(f, y, weights)
     return _weighted_sum(-jnp.sum(y * jax.nn.log_softmax(f, axis=-1), axis=-1), weights)
 
 
 def accuracy(f, y):
     """Fraction of correct predictions: argmax for C > 1, sign agreement for one output."""
+    _check(f, y)
     if f.shape[-1] == 1:
         hits = jnp.sign(f[..., 0]) == jnp.sign(y[..., 0])
     else:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _nt
-from ._checks import check_range
+from ._checks import check_int, check_range
 
 __all__ = [
     "Network",
@@ -34,7 +34,6 @@ _ACTIVATIONS = {
     "identity": (lambda: _nt.stax.Identity(), True),
     "leaky_relu": (lambda: _nt.stax.LeakyRelu(0.1), True),
     "abs": (lambda: _nt.stax.Abs(), True),
-    "tanh": (lambda: _nt.stax.Erf(), False),  # stax has no tanh kernel; erf is its smooth sigmoid
     "erf": (lambda: _nt.stax.Erf(), False),
     "gelu": (lambda: _nt.stax.Gelu(), False),
 }
@@ -88,6 +87,11 @@ def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0
         parameterization: "ntk" (default; the theorems' setting) or "standard" (W ~ N(0, σ_w²/n_in),
             as most training code, e.g. the dynamical-loss paper's Flax network).
     """
+    if activation == "tanh":
+        raise ValueError(
+            "`activation`='tanh' has no infinite-width kernel in neural-tangents' stax; use 'erf', its smooth "
+            f"sigmoid with a closed-form kernel. Allowed: {sorted(_ACTIVATIONS)}"
+        )
     if activation not in _ACTIVATIONS:
         raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
     for width in hidden:
@@ -117,6 +121,11 @@ def measure_degree(apply_fn, params, x, *, scales=(0.5, 2.0, 3.0), rtol=1e-6):
     Returns:
         k as a float, or None if the network is not homogeneous.
     """
+    if not callable(apply_fn):
+        raise TypeError(f"`apply_fn` must be callable (params, x) -> f; got {type(apply_fn).__name__}")
+    if len(scales) == 0 or any(a <= 0 or a == 1 or not np.isfinite(a) for a in scales):
+        raise ValueError(f"`scales` must be a non-empty list of finite positive factors other than 1; got {scales!r}")
+    check_range("rtol", rtol, low=0.0, low_open=True)
     f = apply_fn(params, x)
     scale = jnp.max(jnp.abs(f))
     usable = jnp.abs(f) > 1e-3 * scale
@@ -148,6 +157,11 @@ def from_stax(layer, out_dim, *, key, input_dim, name="network", probe_points=8)
         key: PRNG key for the probe parameters and inputs (keyword-only).
         input_dim: input dimension for the probe.
     """
+    if not (isinstance(layer, tuple) and len(layer) == 3 and all(callable(f) for f in layer)):
+        raise TypeError(f"`layer` must be a stax triple (init_fn, apply_fn, kernel_fn); got {type(layer).__name__}")
+    check_int("out_dim", out_dim, low=1)
+    check_int("input_dim", input_dim, low=1)
+    check_int("probe_points", probe_points, low=1)
     init_fn, apply_fn, kernel_fn = layer
     key_params, key_x = jax.random.split(key)
     _, params = init_fn(key_params, (-1, input_dim))
@@ -166,6 +180,7 @@ def empirical_ntk(apply_fn):
     Returns:
         `ntk(x1, x2, params)`; `x2=None` means `x1`.
     """
+    _check_apply_fn(apply_fn)
     return _nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=3)
 
 
@@ -174,7 +189,13 @@ def empirical_ntk_full(apply_fn):
 
     The linearised network's function-space GD is exact with this kernel (cross-output terms kept).
     """
+    _check_apply_fn(apply_fn)
     return _nt.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=3)
+
+
+def _check_apply_fn(apply_fn):
+    if not callable(apply_fn):
+        raise TypeError(f"`apply_fn` must be callable (params, x) -> f; got {type(apply_fn).__name__}")
 
 
 def lazy(apply_fn, alpha):
@@ -205,4 +226,6 @@ def lazy(apply_fn, alpha):
 
 def lazy_params(params0):
     """Initial parameters `(θ0, θ0)` of `lazy`: g starts at 0."""
+    if not jax.tree.leaves(params0):
+        raise ValueError(f"`params0` must be a pytree of parameter arrays; got {params0!r}")
     return (params0, params0)

@@ -28,10 +28,16 @@ def _save(fig, path, title):
     return path
 
 
+def _check_panels(panels):
+    if not isinstance(panels, (list, tuple)) or not panels or not all(isinstance(p, dict) for p in panels):
+        raise ValueError(f"`panels` must be a non-empty list of dicts; got {panels!r:.80}")
+
+
 def curves(path, panels, *, title=None, width=6.0):
     """Panels of curves: `panels` is a list of dicts with keys
     `title`, `xlabel`, `ylabel`, `xscale`/`yscale` (optional), `theory` and `experiment`: lists of
     (label, x, y), and `vlines`/`hlines`: lists of (label, value)."""
+    _check_panels(panels)
     fig = Figure(figsize=(width * len(panels), 4.2))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels):
@@ -54,6 +60,8 @@ def curves(path, panels, *, title=None, width=6.0):
 def rate(path, x, y, *, xlabel, ylabel, slope, title=None, reference=None):
     """Log-log points with their fitted slope (and an optional reference slope through the first point)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
+        raise ValueError(f"`x` and `y` must be 1-D of equal length >= 2; got shapes {x.shape} and {y.shape}")
     fig = Figure(figsize=(5.5, 4.2))
     ax = fig.subplots()
     ax.loglog(x, y, "o", label="measured")
@@ -75,6 +83,7 @@ def heatmap(path, panels, *, title=None, width=5.5):
     """Panels of values on a grid: `panels` is a list of dicts with keys `title`, `values` (ny, nx),
     `x` and `y` (tick labels), `xlabel`, `ylabel`, `label` (colour bar), optional `fmt` for the
     annotation of each cell and `marks`: a list of (ix, iy) cells to outline."""
+    _check_panels(panels)
     fig = Figure(figsize=(width * len(panels), 4.4))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels):

@@ -28,6 +28,7 @@ __all__ = [
 
 def constant(value):
     """$v(s) = v$."""
+    check_range("value", value, meaning="a schedule's value")
     return lambda step: jnp.asarray(value, dtype=float)
 
 

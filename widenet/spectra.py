@@ -47,6 +47,8 @@ def lanczos(matvec, dim, order, *, key):
 
 def hessian_matvec(loss_fn, params):
     """`(v_flat -> H v_flat, dim)` for the Hessian of `loss_fn(params)`: jvp of grad (forward-over-reverse)."""
+    if not callable(loss_fn):
+        raise TypeError(f"`loss_fn` must be callable params -> scalar; got {type(loss_fn).__name__}")
     flat, unravel = ravel_pytree(params)
     grad = jax.grad(lambda p: loss_fn(unravel(p)))
     return (lambda v: jax.jvp(grad, (flat,), (v,))[1]), flat.size
@@ -62,6 +64,10 @@ def hessian_top_eigenvalues(loss_fn, params, *, k=3, order=10, key):
 def ntk_matvec(apply_fn, params, x):
     """`(v -> K v, n)` for the tangent kernel $K = JJ^T$ of the outputs on `x` (flattened over outputs):
     $Kv = J(J^Tv)$ by one vjp and one jvp, never forming J."""
+    if not callable(apply_fn):
+        raise TypeError(f"`apply_fn` must be callable (params, x) -> f; got {type(apply_fn).__name__}")
+    if jnp.ndim(x) < 2:
+        raise ValueError(f"`x` must be a batch of inputs, shape (n, ...); got shape {jnp.shape(x)}")
     f = lambda p: apply_fn(p, x).reshape(-1)  # noqa: E731
     out, vjp = jax.vjp(f, params)
     return (lambda v: jax.jvp(f, (params,), vjp(v))[1]), out.size

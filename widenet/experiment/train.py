@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import losses, spectra
-from .._checks import check_range, check_shape
+from .._checks import check_int, check_range, check_shape
 from ..networks import empirical_ntk
 from ..schedules import AutoL2
 
@@ -58,12 +58,16 @@ class TrainConfig:
     divergence_loss: float = 1e12
 
     def __post_init__(self):
-        check_range("steps", self.steps, low=1)
-        check_range("record_every", self.record_every, low=1)
-        check_range("n_eigs", self.n_eigs, low=0)
+        check_int("steps", self.steps, low=1)
+        check_int("record_every", self.record_every, low=1)
+        check_int("n_eigs", self.n_eigs, low=0)
+        check_int("n_hessian_eigs", self.n_hessian_eigs, low=0)
+        check_int("lanczos_order", self.lanczos_order, low=1)
+        check_int("ntk_points", self.ntk_points, low=1)
+        check_range("divergence_loss", self.divergence_loss, low=0.0, low_open=True)
         losses.get(self.loss)
         if self.batch_size is not None:
-            check_range("batch_size", self.batch_size, low=1)
+            check_int("batch_size", self.batch_size, low=1)
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ def batch_indices(key, step, n, batch_size):
 
     The trainer draws its batches with this function, so a caller can reproduce any step's batch
     (e.g. to compute that batch's critical learning rate)."""
+    n = check_int("n", n, low=1)
+    check_int("batch_size", batch_size, low=1, high=n, meaning=f"distinct indices out of n={n}")
     return jax.random.choice(jax.random.fold_in(key, step), n, (batch_size,), replace=False)
 
 
@@ -142,9 +148,65 @@ def _weights_at(sample_weights, step, args):
     return sample_weights(step) if args is None else sample_weights(step, args)
 
 
+def _check_params_and_outputs(apply_fn, params, x, y, xt, yt):
+    """The number of runs R; the network must accept the inputs and give as many outputs as the targets."""
+    leaves = jax.tree.leaves(params)
+    if not leaves or any(jnp.ndim(leaf) == 0 for leaf in leaves):
+        raise ValueError("`params` must be a pytree of arrays with a leading run axis R (see `train` for one run)")
+    n_runs = jnp.shape(leaves[0])[0]
+    if any(jnp.shape(leaf)[0] != n_runs for leaf in leaves):
+        raise ValueError(
+            f"every leaf of `params` must have the same leading run axis; got {[jnp.shape(v)[0] for v in leaves]}"
+        )
+    one_run = jax.tree.map(lambda p: p[0], params)
+    try:
+        out = jax.eval_shape(apply_fn, one_run, x[:1])
+    except Exception as err:  # noqa: BLE001 - re-raised with what the user controls named
+        raise ValueError(
+            f"`apply_fn` failed on `data.x_train` rows of shape {x.shape[1:]} (are the inputs of the dimension "
+            f"the network was initialised for?): {type(err).__name__}: {err}"
+        ) from err
+    if out.shape[-1] != y.shape[1]:
+        raise ValueError(
+            f"`data.y_train` has {y.shape[1]} output column(s) but the network gives {out.shape[-1]}; "
+            "targets and network outputs must agree (no broadcasting)"
+        )
+    if xt.shape[0] and (yt.shape[0] != xt.shape[0] or yt.shape[1] != y.shape[1] or xt.shape[1:] != x.shape[1:]):
+        raise ValueError(
+            f"test data must match the training data: x_test {xt.shape} and y_test {yt.shape} against "
+            f"x_train {x.shape} and y_train {y.shape}"
+        )
+    return n_runs
+
+
 def _as_outputs(y):
     y = jnp.asarray(y, dtype=float)
     return y[:, None] if y.ndim == 1 else y
+
+
+def _per_run(name, value, n_runs, meaning):
+    """A scalar or (R,) hyperparameter as an (R,) array; any other shape is an error."""
+    array = jnp.asarray(value, dtype=float)
+    if array.ndim > 1 or (array.ndim == 1 and array.shape[0] != n_runs):
+        raise ValueError(
+            f"`{name}` must be a scalar or have one value per run, shape ({n_runs},); got shape {array.shape}"
+        )
+    array = jnp.broadcast_to(array, (n_runs,))
+    check_range(name, array, low=0.0, low_open=name == "learning_rate", meaning=meaning)
+    return array
+
+
+def _check_schedule(name, schedule, record_steps, *, positive):
+    """Evaluate a user's schedule at every record step before training; a negative (or, for the
+    learning rate, zero) or non-finite value is an error naming the first such step."""
+    for step in record_steps:
+        value = np.asarray(schedule(step), dtype=float)
+        bad = ~np.isfinite(value) | ((value <= 0) if positive else (value < 0))
+        if np.any(bad):
+            allowed = "> 0" if positive else ">= 0"
+            raise ValueError(
+                f"`{name}` schedule must return finite values {allowed}; at step {step} it returned {value}"
+            )
 
 
 def train_sweep(
@@ -187,14 +249,17 @@ def train_sweep(
     xt, yt = jnp.asarray(data.x_test, dtype=float), _as_outputs(data.y_test)
     n = x.shape[0]
     check_shape("data.y_train", y, (n, None), other=f"x_train's n={n}")
-    n_runs = jax.tree.leaves(params)[0].shape[0]
-    if not callable(learning_rate):
-        learning_rate = jnp.broadcast_to(jnp.asarray(learning_rate, dtype=float), (n_runs,))
-        check_range("learning_rate", learning_rate, low=0.0, low_open=True)
+    n_runs = _check_params_and_outputs(apply_fn, params, x, y, xt, yt)
+    checked_steps = sorted({0, config.steps, *range(0, config.steps, config.record_every)})
+    if callable(learning_rate):
+        _check_schedule("learning_rate", learning_rate, checked_steps, positive=True)
+    else:
+        learning_rate = _per_run("learning_rate", learning_rate, n_runs, "learning rate eta > 0")
     rule = l2 if isinstance(l2, AutoL2) else None
-    if rule is None and not callable(l2):
-        l2 = jnp.broadcast_to(jnp.asarray(l2, dtype=float), (n_runs,))
-        check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
+    if rule is None and callable(l2):
+        _check_schedule("l2", l2, checked_steps, positive=False)
+    elif rule is None:
+        l2 = _per_run("l2", l2, n_runs, "L2 coefficient lambda >= 0")
     if sample_weights is not None and not callable(sample_weights):
         check_shape("sample_weights", sample_weights, (n,), other=f"the training set's n={n}")
     batch = config.batch_size

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _nt
-from .._checks import check_psd_kernel, check_range, check_shape, concrete
+from .._checks import check_int, check_psd_kernel, check_range, check_shape, concrete
 
 __all__ = [
     "uv_map",
@@ -75,7 +75,7 @@ def uv_trajectory(f0, lam0, *, learning_rate, width, steps, y=0.0, divergence=1e
     `diverged_at` (the step at which it blew up), never raised.
     """
     _check_uv(learning_rate, width)
-    check_range("steps", steps, low=1)
+    check_int("steps", steps, low=1)
 
     def step(carry, s):
         f, lam, diverged_at = carry
@@ -132,6 +132,8 @@ def quadratic_model(apply_fn, params0):
     trains it like a network; for a network that is itself quadratic in its parameters (the uv
     model, any 2-layer linear net) it equals the network exactly.
     """
+    if not callable(apply_fn):
+        raise TypeError(f"`apply_fn` must be callable (params, x) -> f; got {type(apply_fn).__name__}")
     return _nt.taylor_expand(apply_fn, params0, 2)
 
 
@@ -190,7 +192,13 @@ def measured_phase(train_loss, diverged_at):
     """Phase of a GD run read off its loss curve: "divergent" if it diverged or ended above its
     initial loss, "catapult" if the loss rose above its initial value and then came back below it,
     "lazy" if it never rose. `train_loss` (..., K) recorded every step; returns a string array."""
-    loss = np.asarray(train_loss)
+    loss = np.asarray(train_loss, dtype=float)
+    diverged_at = np.asarray(diverged_at)
+    if loss.ndim < 1 or diverged_at.shape != loss.shape[:-1]:
+        raise ValueError(
+            f"`diverged_at` must have one entry per run, shape {loss.shape[:-1]} for `train_loss` of shape {loss.shape}; "
+            f"got {diverged_at.shape}"
+        )
     start, end = loss[..., 0], loss[..., -1]
     rose = np.nanmax(loss, axis=-1) > start
     divergent = (np.asarray(diverged_at) >= 0) | ~(end < start)
@@ -202,6 +210,11 @@ def phase_edges(products, phases):
     midpoints between the last lazy and first catapult run, and between the last converging and
     first divergent run (inf if no run diverged, 0 if none was lazy)."""
     products, phases = np.asarray(products, float), np.asarray(phases)
+    if products.ndim != 1 or phases.shape != products.shape:
+        raise ValueError(f"`phases` must give one phase per product; got shapes {phases.shape} and {products.shape}")
+    unknown = set(phases.tolist()) - {"lazy", "catapult", "divergent"}
+    if unknown:
+        raise ValueError(f"`phases` must be 'lazy', 'catapult' or 'divergent'; got {sorted(unknown)}")
     order = np.argsort(products)
     products, phases = products[order], phases[order]
     lazy = np.where(phases == "lazy")[0]

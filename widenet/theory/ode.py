@@ -11,9 +11,10 @@ optional per-sample weights). For MSE this is the ODE whose closed-form solution
 import diffrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import losses
-from .._checks import check_psd_kernel, check_range, check_shape, warn_if_float32
+from .._checks import check_psd_kernel, check_range, check_shape, concrete, warn_if_float32
 from .solution import FunctionSpaceSolution
 
 __all__ = ["function_space_ode"]
@@ -85,7 +86,15 @@ def function_space_ode(
     else:
         ntk_xt = jnp.zeros((0, n))
         fx0 = jnp.zeros((0, y.shape[1]))
+    check_range("ts", ts, meaning="finite save times")
     ts = jnp.asarray(ts, dtype=float)
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"`ts` must be a 1-D array of save times; got shape {ts.shape}")
+    times = concrete(ts)
+    if times is not None and np.any(np.diff(times) <= 0):
+        raise ValueError(
+            f"`ts` must be strictly increasing; it decreases or repeats at index {int(np.argmax(np.diff(times) <= 0)) + 1}"
+        )
     c = 2.0 * (k - 1.0) * l2
 
     def vector_field(t, state, args):

@@ -284,8 +284,13 @@ def gauss_newton_sharpness(kernel, f, weights):
         scalar $\\lambda_{max}$.
     """
     f = jnp.asarray(f, dtype=float)
+    check_shape("f", f, (None, None), other="(n, C) logits")
     n, c = f.shape
-    full = _as_full(kernel, c).transpose(0, 2, 1, 3).reshape(n * c, n * c)
+    check_shape("weights", weights, (n,), other=f"one weight per sample, n={n}")
+    check_range("weights", weights, low=0.0)
+    full = _as_full(kernel, c)
+    check_shape("kernel", full, (n, n, c, c), other="f (as (n, n) or (n, n, C, C))")
+    full = full.transpose(0, 2, 1, 3).reshape(n * c, n * c)
     vals, vecs = jnp.linalg.eigh(full)
     root = (vecs * jnp.sqrt(jnp.clip(vals, 0.0))[None, :]) @ vecs.T
     blocks = _logit_hessian(f, jnp.asarray(weights, dtype=float))  # (n, C, C)
@@ -295,6 +300,8 @@ def gauss_newton_sharpness(kernel, f, weights):
 
 def instability_intervals(sharpness, *, learning_rate):
     """Steps where linearised GD is predicted unstable ($\\eta\\lambda_{max} > 2$), as (start, end) pairs."""
+    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
+    check_range("sharpness", sharpness, low=0.0, finite=False, meaning="NaN marks no measurement and is refused")
     u = (learning_rate * np.asarray(sharpness) > 2.0).astype(int)
     edges = np.diff(np.concatenate([[0], u, [0]]))
     return list(zip(np.where(edges == 1)[0].tolist(), (np.where(edges == -1)[0]).tolist()))

@@ -26,6 +26,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_range, check_real
+
 __all__ = ["scaled_upper_gamma", "exprel"]
 
 _CF_TERMS = 56  # Lentz iterations for u >= 2: converged to ~1e-15 at u = 2 by 45 (tests/theory/test_special.py)
@@ -35,6 +37,7 @@ _SWITCH = 2.0
 
 def exprel(z):
     """$(e^z - 1)/z$, equal to 1 at $z = 0$, accurate for all real $z$ that do not overflow."""
+    check_real("z", z)
     z = jnp.asarray(z)
     small = jnp.abs(z) < 1e-4
     z_safe = jnp.where(small, 1.0, z)
@@ -115,6 +118,8 @@ def scaled_upper_gamma(p, log_u, log_scale=0.0):
     Returns:
         $e^{s} H(p, u)$, same broadcast shape, float64 when x64 is on.
     """
+    check_range("p", p, high=0.5, meaning="the scaled form covers orders p <= 1/2")
+    check_range("log_u", log_u, meaning="log of the argument u > 0")
     p_own = jnp.asarray(p, dtype=float)
     p, log_u, log_scale = jnp.broadcast_arrays(
         p_own, jnp.asarray(log_u, dtype=float), jnp.asarray(log_scale, dtype=float)

@@ -79,5 +79,7 @@ def numeric(expr, *, modules="mpmath"):
     k > 2 (order p > 0). For large arrays prefer `l2_homogeneous.mode_solution`, which is the same
     formula in overflow-safe scaled form under jit.
     """
+    if modules not in ("mpmath", "scipy", "numpy", "sympy"):
+        raise ValueError(f"`modules` must be 'mpmath', 'scipy', 'numpy' or 'sympy'; got {modules!r}")
     args = [t, gamma, l2, f0, y] + ([k_symbol] if k_symbol in expr.free_symbols else [])
     return sp.lambdify(args, expr, modules=modules)

@@ -22,7 +22,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m validate", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="validation-report", help="output folder (default: validation-report)")
     parser.add_argument("--only", nargs="*", default=None, help="scenario names to run (default: all)")
-    parser.add_argument("--size", choices=("default", "paper"), default="default")
+    parser.add_argument(
+        "--size", choices=("default", "paper", "smoke"), default="default", help="smoke: tiny, machinery only"
+    )
     parser.add_argument("--fresh", action="store_true", help="discard stored runs first")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = parser.parse_args(argv)

@@ -136,10 +136,28 @@ class Check:
         return self.verdict == "pass"
 
 
-def check(name, value, *, below=None, above=None, kind="agreement", note="", interval=None, n=None, inconclusive=""):
-    """A `Check` that `value` (with its 95% `interval` over `n` seeds, if given) lies below or above a threshold."""
+def check(
+    name,
+    value,
+    *,
+    below=None,
+    above=None,
+    kind="agreement",
+    note="",
+    interval=None,
+    n=None,
+    inconclusive="",
+    undefined="",
+):
+    """A `Check` that `value` (with its 95% `interval` over `n` seeds, if given) lies below or above a threshold.
+
+    `undefined`: the reason to report INCONCLUSIVE when `value` is not finite (a statistic this size
+    cannot compute, e.g. a correlation of constant values); without it a non-finite value FAILs.
+    """
     if (below is None) == (above is None):
         raise ValueError("give exactly one of `below` and `above`")
+    if undefined and not np.isfinite(value):
+        inconclusive = inconclusive or undefined
     threshold, direction = (below, "<") if below is not None else (above, ">")
     if interval is not None:
         interval = (float(interval[0]), float(interval[1]))
@@ -219,7 +237,7 @@ def fit_slope(x, y):
     return float(np.polyfit(x, y, 1)[0])
 
 
-SIZES = ("default", "paper")
+SIZES = ("default", "paper", "smoke")
 
 
 def _check_size(size):

@@ -65,9 +65,11 @@ def rate(path, x, y, *, xlabel, ylabel, slope, title=None, reference=None):
     fig = Figure(figsize=(5.5, 4.2))
     ax = fig.subplots()
     ax.loglog(x, y, "o", label="measured")
-    coef = np.polyfit(np.log(x), np.log(y), 1)
     xs = np.geomspace(x.min(), x.max(), 50)
-    ax.loglog(xs, np.exp(np.polyval(coef, np.log(xs))), "-", label=f"fit: slope {slope:.2f}")
+    usable = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if usable.sum() >= 2 and np.isfinite(slope):
+        coef = np.polyfit(np.log(x[usable]), np.log(y[usable]), 1)
+        ax.loglog(xs, np.exp(np.polyval(coef, np.log(xs))), "-", label=f"fit: slope {slope:.2f}")
     if reference is not None:
         ax.loglog(xs, y[0] * (xs / x[0]) ** reference, ":", color="gray", label=f"slope {reference}")
     ax.set_xlabel(xlabel)

@@ -21,6 +21,8 @@ CLAIM = (
 )
 
 SIZES = {
+    # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
+    "smoke": dict(n=16, steps=30, nets=((64,), (16, 16, 16)), report_only=((16, 16, 16),), grid=np.array([1.9, 2.1, 3.0, 6.0])),
     # the deeper net is reported, not checked, at the CPU size: at width 128 it is far from the wide
     # regime (its kernel grows early in training, so it spikes even below 2/λ0)
     "default": dict(n=128, steps=250, nets=((1024,), (128, 128, 128)), report_only=((128, 128, 128),),

@@ -21,6 +21,8 @@ CLAIM = (
 )
 
 SIZES = {
+    # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
+    "smoke": dict(width=64, n=32, batch=8, steps=60, factor=1.4),
     "default": dict(width=1024, n=128, batch=16, steps=300, factor=1.4),
     "paper": dict(width=4096, n=512, batch=32, steps=2000, factor=1.4),
 }

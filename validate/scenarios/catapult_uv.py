@@ -21,6 +21,8 @@ CLAIM = (
 )
 
 SIZES = {
+    # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
+    "smoke": dict(width=64, steps=30, widths=(1e3, 1e4)),
     "default": dict(width=512, steps=120, widths=(1e3, 1e4, 1e5, 1e6, 1e7)),
     "paper": dict(width=4096, steps=200, widths=(1e3, 1e5, 1e7, 1e9)),
 }

@@ -19,6 +19,8 @@ CLAIM = (
 )
 
 SIZES = {
+    # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
+    "smoke": dict(n_train=16, widths=(64, 128), seeds=2, l2=1.0, horizon=0.2),
     "default": dict(n_train=128, widths=(256, 512, 1024), seeds=2, l2=1.0, horizon=1.0),
     "paper": dict(n_train=256, widths=(1024, 4096, 16384), seeds=2, l2=0.1, horizon=1.0),
 }

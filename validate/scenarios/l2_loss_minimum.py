@@ -20,6 +20,8 @@ CLAIM = (
 )
 
 SIZES = {
+    # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
+    "smoke": dict(n_train=16, width=128, l2s=(0.1, 0.2), horizon=0.3),
     "default": dict(n_train=128, width=2048, l2s=(0.1, 0.2, 0.4), horizon=1.0),
     "paper": dict(n_train=200, width=8192, l2s=(0.005, 0.01, 0.02, 0.04), horizon=1.0),
 }

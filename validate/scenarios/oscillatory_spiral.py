@@ -23,6 +23,8 @@ CLAIM = (
 )
 
 SIZES = {
+    # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
+    "smoke": dict(per_class=10, width=16, small=8, period=20, amplitude=70.0, periods=3, record=5, diagram_periods=(10,), diagram_amplitudes=(1.0, 70.0)),
     "default": dict(per_class=100, width=100, small=16, period=200, amplitude=70.0, periods=20, record=25,
                     diagram_periods=(50, 200), diagram_amplitudes=(1.0, 10.0, 70.0)),
     "paper": dict(per_class=100, width=100, small=16, period=5000, amplitude=70.0, periods=10, record=25,
@@ -75,7 +77,11 @@ def run(ctx: harness.Context):
     lags = _preceding_lag(jumps, up)
     random_times = np.random.default_rng(0).integers(1, len(acc), 4000)
     lags_random = _preceding_lag(random_times, up)
-    share, share_random = np.mean(lags <= 1), np.mean(lags_random <= 1)
+    share = np.mean(lags <= 1) if len(lags) else np.nan
+    share_random = np.mean(lags_random <= 1) if len(lags_random) else np.nan
+    finite_lags = lags[np.isfinite(lags)] if len(lags) else np.array([])
+    median_lag = np.median(finite_lags) * cfg["record"] if finite_lags.size else np.nan
+    no_events = "no bifurcations or no up-crossings at this size"
     # Lanczos vs dense at the end of the oscillating run
     _, unravel = ravel_pytree(params)
     final = unravel(jnp.asarray(run["final"]))
@@ -90,8 +96,9 @@ def run(ctx: harness.Context):
     result.checks += [
         harness.check("up-crossings of 2/η by λ_max(H) during the oscillating phase", len(up), above=5),
         harness.check("share of bifurcations within one record (25 steps) after an up-crossing", share, above=share_random + 0.2,
-                      note=f"{len(jumps)} bifurcations; median lag {np.median(lags[np.isfinite(lags)]) * cfg['record']:.0f} steps"),
-        harness.check("control: the same share for random times", share_random, below=share, kind="control"),
+                      note=f"{len(jumps)} bifurcations; median lag {median_lag:.0f} steps", undefined=no_events),
+        harness.check("control: the same share for random times", share_random, below=share, kind="control",
+                      undefined=no_events),
         harness.check("Lanczos (order 20) vs dense Hessian of the trained net, top eigenvalue, rel.",
                       abs(lanczos[20][0] / dense[0] - 1), below=1e-6,
                       note=f"order 10: {abs(lanczos[10][0] / dense[0] - 1):.1e} (order 10 at init: see oscillatory_linearized)"),

@@ -5,7 +5,7 @@ import pytest
 
 from tests.helpers import SAME_ALGORITHM_RTOL, autol2_reference
 from widenet import _nt, data, losses, networks, schedules
-from widenet.experiment.train import TrainConfig, train, train_sweep
+from widenet.experiment.train import TrainConfig, batch_indices, train, train_sweep
 from widenet.theory import l2_homogeneous as l2h
 
 
@@ -189,3 +189,24 @@ def test_autol2_in_the_trainer_replays_the_rule_on_its_own_measurements(setup):
     # and the constant-λ run records its λ too
     fixed = train(net.apply_fn, params, d, config, learning_rate=0.02, l2=0.5)
     np.testing.assert_array_equal(fixed.l2, 0.5)
+
+
+def test_one_sgd_step_uses_n_over_b_times_a_batch_without_replacement(setup):
+    """θ1 = θ0 - η((n/b) ∇ Σ_{i∈B} ℓ_i + λθ0), B = `batch_indices(key, 0, n, b)`: b distinct indices."""
+    d, net, params = setup
+    eta, lam, b, key = 0.01, 0.2, 6, jax.random.PRNGKey(3)
+    res = train(net.apply_fn, params, d, TrainConfig(steps=1, record_every=1, batch_size=b, n_eigs=0),
+                learning_rate=eta, l2=lam, key=key)  # fmt: skip
+    n = d.x_train.shape[0]
+    idx = np.asarray(jax.random.choice(jax.random.fold_in(key, 0), n, (b,), replace=False))
+    assert len(set(idx.tolist())) == b
+    grads = jax.grad(lambda p: losses.mse(net.apply_fn(p, d.x_train[idx]), d.y_train[idx]))(params)
+    want = jax.tree.map(lambda p, g: p - eta * ((n / b) * g + lam * p), params, grads)
+    for a, w in zip(jax.tree.leaves(res.final_params), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, w, rtol=1e-13)
+
+
+def test_batches_never_repeat_an_index():
+    for step in range(200):
+        idx = np.asarray(batch_indices(jax.random.PRNGKey(11), step, 10, 9))
+        assert len(set(idx.tolist())) == 9 and idx.min() >= 0 and idx.max() < 10

@@ -149,3 +149,26 @@ def test_measured_phase_and_window_edges():
     )
     assert (lower, upper) == (2.0, 3.75)
     assert catapult.phase_edges(grid, np.array(["lazy"] * 3 + ["catapult"] * 3))[1] == np.inf
+
+
+@pytest.mark.parametrize("x, phase", [(1.99, "lazy"), (2.01, "catapult"), (2.1, "catapult"), (3.9, "catapult"), (3.99, "catapult"), (4.01, "divergent"), (4.1, "divergent")])  # fmt: skip
+def test_uv_phase_boundaries_agree_with_the_exact_map_at_large_width(x, phase):
+    """Both edges (2 and 4), on either side, against the exact uv map iterated at width 1e8."""
+    assert catapult.uv_phase(1.0, learning_rate=x) == phase
+    traj = catapult.uv_trajectory(0.1, 1.0, learning_rate=x, width=1e8, steps=20_000)
+    measured = np.asarray(catapult.measured_phase(0.5 * np.asarray(traj.f) ** 2, traj.diverged_at)).item()
+    assert measured == phase
+
+
+@pytest.mark.parametrize("x", [2.5, 3.0, 3.5])
+def test_uv_catapult_peak_is_where_the_exact_map_stops_growing(x):
+    """At f_peak the exact map's multiplier f'/f (λ still λ0) is exactly -1, and |1 - x|^t_peak f0 = f_peak."""
+    lam0, f0, n = 1.0, 0.1, 1e7
+    eta = x / lam0
+    t_peak, loss_peak = catapult.uv_catapult_peak(f0, lam0, learning_rate=eta, width=n)
+    f_peak = np.sqrt(2 * float(loss_peak))
+    f_next, _ = catapult.uv_map(f_peak, lam0, learning_rate=eta, width=n)
+    assert float(f_next) / f_peak == pytest.approx(-1.0, abs=1e-12)
+    assert f0 * abs(1 - x) ** float(t_peak) == pytest.approx(f_peak, rel=1e-12)
+    traj = catapult.uv_trajectory(f0, lam0, learning_rate=eta, width=n, steps=200)
+    assert abs(int(np.argmax(np.abs(np.asarray(traj.f)))) - float(t_peak)) <= 1.5

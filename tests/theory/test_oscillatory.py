@@ -213,3 +213,29 @@ def test_floquet_bad_input():
     bad[0, 0, 0, 0] = -5.0
     with pytest.raises(ValueError, match="positive semi-definite|symmetric"):
         oscillatory.floquet_multipliers(bad, np.ones((2, 3)), learning_rate=0.1)
+
+
+def test_floquet_radius_equals_a_numpy_period_product_and_direct_iteration():
+    """Two routes that share nothing with `_period_map`: the period map multiplied out in numpy, and
+    the residual iterated over many periods (its growth per period tends to the radius)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 5))
+    kernel = a @ a.T / 5
+    labels = np.array([0, 0, 1, 2, 2])
+    weights = np.asarray(schedules.class_weights(np.arange(3 * 4), n_classes=3, period=4, amplitude=8.0))[:, labels]
+    eta = 1.9 / np.linalg.eigvalsh(kernel)[-1]
+    product = np.eye(5)
+    for w in weights:
+        product = (np.eye(5) - eta * kernel * w[None, :]) @ product
+    want = np.max(np.abs(np.linalg.eigvals(product)))
+    got = float(oscillatory.floquet_radius(kernel, weights, learning_rate=eta))
+    assert got == pytest.approx(want, rel=1e-12)
+    r = rng.normal(size=5)
+    logs = []
+    for _ in range(400):
+        for w in weights:
+            r = r - eta * kernel @ (w * r)
+        norm = np.linalg.norm(r)
+        logs.append(np.log(norm))
+        r = r / norm
+    assert np.exp(np.mean(logs[-100:])) == pytest.approx(want, rel=1e-6)

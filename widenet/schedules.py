@@ -72,6 +72,8 @@ def class_weights(step, *, n_classes, period, amplitude, shape="triangle", off_a
     half of the period), the other classes' raw weights are 1, and all are rescaled so that
     $\\sum_j\\Gamma_j = C$. With A = 70, C = 3 at $\\tau = T/2$: (2.9167, 0.0417, 0.0417). From step
     `off_after` on, $\\Gamma = 1$ (plain cross-entropy), as the paper does at the end of training.
+    A period here is T steps; the authors' loop spends T + 1 steps per period, the extra step with all
+    weights 1 (NOTES.md), so their "T" is our T with one unweighted step added per period.
     Jittable; `period` and `amplitude` may be traced (sweepable).
 
     Args:

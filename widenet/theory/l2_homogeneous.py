@@ -305,8 +305,10 @@ def loss_minimum_time(ntk_train, y_train, f0_train, *, l2, k, grid=512, bisectio
     """Time $t^*$ of the minimum of the training loss (no L2 term) predicted by eq. 3.
 
     For $k > 1$ the loss first falls (modes with $\\gamma_a \\gg \\lambda$ learn at $t\\sim 1/\\gamma_a$)
-    and then rises as every mode decays at $t \\sim 1/\\lambda$ (L2 paper, Sec. 4), so
-    $t^* \\propto 1/\\lambda$: `optimal_l2` turns $c = \\lambda t^*$ into a prediction.
+    and then rises as every mode decays at $t \\sim 1/\\lambda$ (L2 paper, Sec. 4). $t^* \\propto 1/\\lambda$
+    (what `optimal_l2` assumes) holds only when the label mass sits in modes with $\\gamma_a \\lesssim
+    \\lambda$: for one mode from $f_0 = 0$ at k = 2, $\\lambda t^* \\approx 0.50$ for $\\gamma \\le \\lambda$ but
+    0.080, 0.0125, 0.0017 at $\\gamma/\\lambda$ = 1e2, 1e3, 1e4 (docs/theory_l2.md).
     Found on a log-spaced grid from $10^{-3}/\\gamma_{max}$ to $50/(k\\lambda)$, then refined by
     bisection on the sign of $dL/dt = \\sum_a (f_a - y_a)\\dot f_a$ (exact, from eq. 1).
     Returns inf when the loss decreases on the whole grid (k = 1 or no L2).

@@ -210,3 +210,25 @@ def test_batches_never_repeat_an_index():
     for step in range(200):
         idx = np.asarray(batch_indices(jax.random.PRNGKey(11), step, 10, 9))
         assert len(set(idx.tolist())) == 9 and idx.min() >= 0 and idx.max() < 10
+
+
+def test_repeated_calls_compile_once(setup):
+    """The network is traced only while a program compiles: a second call with the same static
+    configuration and shapes (new parameters, new learning rate, new L2) traces nothing."""
+    d, net, params = setup
+    traces = []
+
+    def counting_apply(p, x):
+        traces.append(x.shape)
+        return net.apply_fn(p, x)
+
+    config = TrainConfig(steps=25, record_every=10)
+    first = train(counting_apply, params, d, config, learning_rate=0.01, l2=0.1)
+    compiled = len(traces)
+    assert compiled > 0
+    other = networks.mlp((32,)).init(jax.random.PRNGKey(9), 64)
+    second = train(counting_apply, other, d, config, learning_rate=0.02, l2=0.3)
+    assert len(traces) == compiled, f"{len(traces) - compiled} new traces on a repeated call"
+    assert not np.array_equal(first.train_loss, second.train_loss)
+    again = train(counting_apply, params, d, config, learning_rate=0.01, l2=0.1)
+    assert np.array_equal(first.train_loss, again.train_loss) and len(traces) == compiled

@@ -12,6 +12,7 @@ whole sweep. A run whose loss becomes non-finite or exceeds `divergence_loss` is
 reported with `diverged_at` (the step), never as NaNs or an exception.
 """
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +39,8 @@ class TrainConfig:
         record_every: steps between records (the chunk length of the scanned loop).
         loss: "mse" or "cross_entropy".
         batch_size: None for full-batch GD, else the SGD minibatch size.
-        n_eigs: number of top empirical-NTK eigenvalues recorded on the training set (0: none).
+        n_eigs: number of top empirical-NTK eigenvalues recorded on the training set (default 0: none;
+            each record then costs an NTK and its eigendecomposition, in the compiled program).
         n_hessian_eigs: number of top Hessian eigenvalues of the (weighted) data loss recorded, by
             Lanczos of order `lanczos_order` on Hessian-vector products (0: none).
         ntk_points: at most this many training points enter the recorded NTK.
@@ -50,7 +52,7 @@ class TrainConfig:
     record_every: int = 10
     loss: str = "mse"
     batch_size: int | None = None
-    n_eigs: int = 3
+    n_eigs: int = 0
     n_hessian_eigs: int = 0
     lanczos_order: int = 10
     ntk_points: int = 512
@@ -138,14 +140,6 @@ def batch_indices(key, step, n, batch_size):
 def _value_at(schedule, step, base):
     """A hyperparameter at `step`: a callable schedule, else the run's own (sweepable) value."""
     return schedule(step) if callable(schedule) else base
-
-
-def _weights_at(sample_weights, step, args):
-    if sample_weights is None:
-        return None
-    if not callable(sample_weights):
-        return sample_weights
-    return sample_weights(step) if args is None else sample_weights(step, args)
 
 
 def _check_params_and_outputs(apply_fn, params, x, y, xt, yt):
@@ -271,25 +265,109 @@ def train_sweep(
     if key is None:
         key = jnp.zeros((n_runs, 2), dtype=jnp.uint32)
     key = jnp.broadcast_to(key, (n_runs,) + jnp.shape(key)[-1:]) if jnp.ndim(key) == 1 else key
+    if sample_weights is not None and not callable(sample_weights):
+        arrays_weights, weights_fn = jnp.asarray(sample_weights, dtype=float), None
+    else:
+        arrays_weights, weights_fn = None, sample_weights
+    engine = _engine(
+        apply_fn,
+        config,
+        learning_rate if callable(learning_rate) else None,
+        l2 if callable(l2) or rule is not None else None,
+        weights_fn,
+        tuple((observables or {}).items()),
+    )
+    arrays = {"x": x, "y": y, "xt": xt, "yt": yt, "w": arrays_weights}
+    hyper = {
+        "lr": None if callable(learning_rate) else learning_rate,
+        "l2": None if callable(l2) or rule is not None else l2,
+        "key": key,
+        "w_args": sample_weight_args,
+    }
+    rule_state = jnp.zeros(n_runs) if rule is None else jax.tree.map(lambda v: jnp.full(n_runs, v), rule.init())
+    carry = (params, jnp.zeros(n_runs), jnp.full(n_runs, -1, dtype=int), rule_state)
+
+    n_chunks = -(-config.steps // config.record_every)
+    # one compiled block of records when nobody watches; about 50 blocks (a report each) when asked
+    block = n_chunks if not progress else max(1, -(-n_chunks // 50))
+    first = engine.observe(hyper, carry, arrays, 0)
+    blocks = []
+    started = time.perf_counter()
+    for start in range(0, n_chunks, block):
+        size = min(block, n_chunks - start)
+        carry, records = engine.run(hyper, carry, arrays, start * config.record_every, size)
+        blocks.append(records)
+        if progress:
+            jax.block_until_ready(carry[1])  # the host waits only to report, at most ~50 times a run
+            _report(progress, min((start + size) * config.record_every, config.steps), config.steps, started)
+    first, blocks, carry = jax.device_get((first, blocks, carry))  # one transfer for the whole run
+    # the first record is (R, ...); each block's records are (R, records, ...)
+    stacked = {
+        name: np.concatenate([np.asarray(first[name])[:, None]] + [np.asarray(b[name]) for b in blocks], axis=1)
+        for name in first
+    }
+    diverged_at = np.asarray(carry[2])
+    steps = np.minimum(np.arange(n_chunks + 1) * config.record_every, config.steps)
+    after = (diverged_at[:, None] >= 0) & (steps[None, :] > diverged_at[:, None])
+    times = stacked.pop("t")
+    for name, value in stacked.items():
+        mask = after.reshape(after.shape + (1,) * (value.ndim - 2))
+        stacked[name] = np.where(mask, np.nan, value)
+    extra = {name[len("extra:") :]: stacked.pop(name) for name in list(stacked) if name.startswith("extra:")}
+    return TrainResult(
+        steps=steps,
+        t=times,
+        extra=extra,
+        ntk_top=stacked.pop("ntk_top", np.zeros((n_runs, len(steps), 0))),
+        hessian_top=stacked.pop("hessian_top", np.zeros((n_runs, len(steps), 0))),
+        f_train=stacked.pop("f_train", None),
+        f_test=stacked.pop("f_test", None),
+        diverged_at=diverged_at,
+        final_params=jax.tree.map(jnp.asarray, carry[0]),
+        **stacked,
+    )
+
+
+@dataclass(frozen=True)
+class _Engine:
+    """The compiled pieces of one static training configuration (shared by every call that has it)."""
+
+    run: Callable  # (hyper, carry, arrays, start_step, n_records) -> (carry, records of those records)
+    observe: Callable  # (hyper, carry, arrays, step) -> records at `step`
+
+
+@functools.lru_cache(maxsize=64)
+def _engine(apply_fn, config, learning_rate_fn, l2_fn, weights_fn, observables):
+    """Build and jit the training step, the records and a scanned block of records, once per static
+    configuration: repeated `train`/`train_sweep` calls with the same network, config, schedules and
+    shapes reuse the compiled program. Data and hyperparameters are arguments, never constants."""
     loss_fn = losses.get(config.loss)
     ntk_fn = empirical_ntk(apply_fn) if config.n_eigs else None
-    x_ntk = x[: config.ntk_points]
+    rule = l2_fn if isinstance(l2_fn, AutoL2) else None
+    batch = config.batch_size
+
+    def weights_at(arrays, step, args):
+        if weights_fn is None:
+            return arrays["w"]
+        return weights_fn(step) if args is None else weights_fn(step, args)
 
     def data_loss(p, xb, yb, wb):
         return loss_fn(apply_fn(p, xb), yb, wb)
 
-    def step_fn(hyper, carry, step):
+    def step_fn(hyper, arrays, carry, step):
+        x, y = arrays["x"], arrays["y"]
+        n = x.shape[0]
         params, t, diverged_at, rule_state = carry
-        lr = _value_at(learning_rate, step, hyper["lr"])
+        lr = _value_at(learning_rate_fn, step, hyper["lr"])
         if rule is None:
-            lam = _value_at(l2, step, hyper["l2"])
+            lam = _value_at(l2_fn, step, hyper["l2"])
         else:  # AutoL2: measure the empirical loss and training error every `measure_every` steps
             f = apply_fn(params, x)
             measured = rule.update(rule_state, step, loss_fn(f, y, None), 1.0 - losses.accuracy(f, y))
             due = (step % rule.measure_every == 0) & (step < config.steps) & (diverged_at < 0)
             rule_state = jax.tree.map(lambda new, old: jnp.where(due, new, old), measured, rule_state)
             lam = rule_state.l2
-        w = _weights_at(sample_weights, step, hyper["w_args"])
+        w = weights_at(arrays, step, hyper["w_args"])
         if batch is None:
             value, grads = jax.value_and_grad(data_loss)(params, x, y, w)
             scale = 1.0
@@ -309,15 +387,14 @@ def train_sweep(
         t = jnp.where(stop, t, t + lr)
         return (params, t, diverged_at, rule_state), None
 
-    def chunk(hyper, carry, start):
-        steps = start + jnp.arange(config.record_every)
-        carry, _ = jax.lax.scan(lambda c, s: step_fn(hyper, c, s), carry, steps)
-        return carry
-
-    def observe(params, w_args, step):
+    def observe(hyper, carry, arrays, step):
+        params = carry[0]
+        x, y, xt, yt = arrays["x"], arrays["y"], arrays["xt"], arrays["yt"]
         f, ft = apply_fn(params, x), apply_fn(params, xt)
-        w = _weights_at(sample_weights, step, w_args)
+        w = weights_at(arrays, step, hyper["w_args"])
         out = {
+            "t": carry[1],
+            "l2": carry[3].l2 if rule is not None else _value_at(l2_fn, step, hyper["l2"]) * jnp.ones(()),
             "train_loss": loss_fn(f, y, None),
             "weighted_loss": loss_fn(f, y, w),
             "test_loss": loss_fn(ft, yt, None) if xt.shape[0] else jnp.nan,
@@ -326,7 +403,7 @@ def train_sweep(
             "param_norm": jnp.sqrt(sum(jnp.sum(p**2) for p in jax.tree.leaves(params))),
         }
         if ntk_fn is not None:
-            eigs = jnp.linalg.eigvalsh(ntk_fn(x_ntk, None, params))
+            eigs = jnp.linalg.eigvalsh(ntk_fn(x[: config.ntk_points], None, params))
             out["ntk_top"] = eigs[::-1][: config.n_eigs]
         if config.n_hessian_eigs:
             out["hessian_top"] = spectra.hessian_top_eigenvalues(
@@ -335,61 +412,23 @@ def train_sweep(
             )  # fmt: skip
         if config.record_outputs:
             out["f_train"], out["f_test"] = f, ft
-        for name, fn in (observables or {}).items():
+        for name, fn in observables:
             out["extra:" + name] = fn(params, step)
         return out
 
-    hyper = {
-        "lr": None if callable(learning_rate) else learning_rate,
-        "l2": None if callable(l2) or rule is not None else l2,
-        "key": key,
-        "w_args": sample_weight_args,
-    }
-    in_axes = ({k: None if v is None else 0 for k, v in hyper.items()}, 0, None)
-    run_chunk = jax.jit(jax.vmap(chunk, in_axes=in_axes))
-    w_axis = None if sample_weight_args is None else 0
-    run_observe = jax.jit(jax.vmap(lambda p, a, s: observe(p, a, s), in_axes=(0, w_axis, None)))
+    def records(hyper, carry, arrays, start, n_records):
+        def one_record(carry, r):
+            first = start + r * config.record_every
+            steps = first + jnp.arange(config.record_every)
+            carry, _ = jax.lax.scan(lambda c, s: step_fn(hyper, arrays, c, s), carry, steps)
+            done = jnp.minimum(first + config.record_every, config.steps)
+            return carry, observe(hyper, carry, arrays, done)
 
-    rule_state = jnp.zeros(n_runs) if rule is None else jax.tree.map(lambda v: jnp.full(n_runs, v), rule.init())
-    carry = (params, jnp.zeros(n_runs), jnp.full(n_runs, -1, dtype=int), rule_state)
+        return jax.lax.scan(one_record, carry, jnp.arange(n_records))
 
-    def l2_now(step, carry):
-        if rule is not None:
-            return np.asarray(carry[3].l2)
-        return np.broadcast_to(np.asarray(l2(step) if callable(l2) else l2, dtype=float), (n_runs,))
-
-    n_chunks = -(-config.steps // config.record_every)
-    record_steps = [0]
-    records = [{**run_observe(params, sample_weight_args, 0), "l2": l2_now(0, carry)}]
-    times = [np.zeros(n_runs)]
-    started = time.perf_counter()
-    for i in range(n_chunks):
-        carry = run_chunk(hyper, carry, i * config.record_every)
-        done = min((i + 1) * config.record_every, config.steps)
-        record_steps.append(done)
-        records.append({**run_observe(carry[0], sample_weight_args, done), "l2": l2_now(done, carry)})
-        times.append(np.asarray(carry[1]))
-        _report(progress, done, config.steps, started)
-    stacked = {name: np.stack([np.asarray(r[name]) for r in records], axis=1) for name in records[0]}
-    diverged_at = np.asarray(carry[2])
-    steps = np.asarray(record_steps)
-    after = (diverged_at[:, None] >= 0) & (steps[None, :] > diverged_at[:, None])
-    for name, value in stacked.items():
-        mask = after.reshape(after.shape + (1,) * (value.ndim - 2))
-        stacked[name] = np.where(mask, np.nan, value)
-    extra = {name[len("extra:") :]: stacked.pop(name) for name in list(stacked) if name.startswith("extra:")}
-    return TrainResult(
-        steps=steps,
-        t=np.stack(times, axis=1),
-        extra=extra,
-        ntk_top=stacked.pop("ntk_top", np.zeros((n_runs, len(steps), 0))),
-        hessian_top=stacked.pop("hessian_top", np.zeros((n_runs, len(steps), 0))),
-        f_train=stacked.pop("f_train", None),
-        f_test=stacked.pop("f_test", None),
-        diverged_at=diverged_at,
-        final_params=carry[0],
-        **stacked,
-    )
+    run = jax.jit(jax.vmap(records, in_axes=(0, 0, None, None, None)), static_argnums=4)
+    observe_all = jax.jit(jax.vmap(observe, in_axes=(0, 0, None, None)))
+    return _Engine(run=run, observe=observe_all)
 
 
 def _report(progress, done, total, started):

@@ -54,10 +54,19 @@ def hessian_matvec(loss_fn, params):
     return (lambda v: jax.jvp(grad, (flat,), (v,))[1]), flat.size
 
 
-def hessian_top_eigenvalues(loss_fn, params, *, k=3, order=10, key):
-    """Top-k Hessian eigenvalues of `loss_fn` at `params` (descending) from Lanczos of `order`."""
+DEFAULT_ORDER = 40
+"""Default Lanczos order: on the paper's spiral net (2-100-3, 603 parameters), trained, the top-3
+Hessian eigenvalues came out to 3.7% at order 10, 8e-8 at order 20 and 1e-15 at order 40 against
+dense `eigh` (measured for issue 14); tests/test_spectra.py checks 1e-10 at the default order, and
+that order 10 misses it, on the same net at initialisation. Cost: `order` Hessian-vector products (each about two gradients)
+plus O(order² · P) for the full reorthogonalisation."""
+
+
+def hessian_top_eigenvalues(loss_fn, params, *, k=3, order=DEFAULT_ORDER, key):
+    """Top-k Hessian eigenvalues of `loss_fn` at `params` (descending) from Lanczos of `order`
+    (capped at the number of parameters; see `DEFAULT_ORDER` for accuracy and cost)."""
     matvec, dim = hessian_matvec(loss_fn, params)
-    check_range("k", k, low=1, high=order, meaning="at most the Lanczos order")
+    check_range("k", k, low=1, high=min(order, dim), meaning="at most the Lanczos order and the dimension")
     return lanczos(matvec, dim, min(order, dim), key=key).eigenvalues[::-1][:k]
 
 
@@ -73,8 +82,8 @@ def ntk_matvec(apply_fn, params, x):
     return (lambda v: jax.jvp(f, (params,), vjp(v))[1]), out.size
 
 
-def ntk_top_eigenvalues(apply_fn, params, x, *, k=3, order=20, key):
+def ntk_top_eigenvalues(apply_fn, params, x, *, k=3, order=DEFAULT_ORDER, key):
     """Top-k eigenvalues (descending) of the (n·C, n·C) tangent kernel on `x` by Lanczos."""
     matvec, dim = ntk_matvec(apply_fn, params, x)
-    check_range("k", k, low=1, high=order, meaning="at most the Lanczos order")
+    check_range("k", k, low=1, high=min(order, dim), meaning="at most the Lanczos order and the dimension")
     return lanczos(matvec, dim, min(order, dim), key=key).eigenvalues[::-1][:k]

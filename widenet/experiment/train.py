@@ -54,7 +54,7 @@ class TrainConfig:
     batch_size: int | None = None
     n_eigs: int = 0
     n_hessian_eigs: int = 0
-    lanczos_order: int = 10
+    lanczos_order: int = spectra.DEFAULT_ORDER
     ntk_points: int = 512
     record_outputs: bool = True
     divergence_loss: float = 1e12

@@ -269,7 +269,7 @@ def train_sweep(
         arrays_weights, weights_fn = jnp.asarray(sample_weights, dtype=float), None
     else:
         arrays_weights, weights_fn = None, sample_weights
-    engine = _engine(
+    statics = (
         apply_fn,
         config,
         learning_rate if callable(learning_rate) else None,
@@ -277,6 +277,10 @@ def train_sweep(
         weights_fn,
         tuple((observables or {}).items()),
     )
+    try:
+        engine = _engine(*statics)
+    except TypeError:  # an unhashable callable: build (and compile) for this call alone
+        engine = _engine.__wrapped__(*statics)
     arrays = {"x": x, "y": y, "xt": xt, "yt": yt, "w": arrays_weights}
     hyper = {
         "lr": None if callable(learning_rate) else learning_rate,

@@ -82,6 +82,20 @@ def _closed_form_section(
     y=1.0,
     f0=0.3,
 ):
+    """Section 1 on a stiff and a narrow spectrum of `sizes` = (modes, times)."""
+    n_modes, n_times = sizes
+    ts = np.linspace(0.0, 30.0 / l2, n_times)
+    rows = []
+    for name, gammas in (
+        ("stiff", np.geomspace(1e-3, stiff_max, n_modes) * l2),
+        ("narrow", np.geomspace(1e-3, 1e2, n_modes) * l2),
+    ):
+        rows += _closed_form_spectrum(name, gammas, ts, repeats, ladder, slow, l2, k, y, f0)
+    return rows
+
+
+def _closed_form_spectrum(name, gammas, ts, repeats, ladder, slow, l2, k, y, f0):
+    """One spectrum: the closed form, its error against mpmath, and every ODE route at equal accuracy."""
     import diffrax
     import jax.numpy as jnp
     import scipy.integrate
@@ -89,88 +103,79 @@ def _closed_form_section(
 
     from widenet.theory import l2_homogeneous as l2h
 
-    n_modes, n_times = sizes
-    ts = np.linspace(0.0, 30.0 / l2, n_times)
+    n_modes, n_times = len(gammas), len(ts)
     c = 2 * (k - 1) * l2
     rows = []
-    for name, gammas in (
-        ("stiff", np.geomspace(1e-3, stiff_max, n_modes) * l2),
-        ("narrow", np.geomspace(1e-3, 1e2, n_modes) * l2),
-    ):
-        closed = jax.jit(lambda g: l2h.mode_solution(ts, g, y, f0, l2=l2, k=k))
-        compile_s, closed_s = _best(lambda g=gammas: closed(g), repeats)
-        exact = np.asarray(closed(gammas))
-        sample = [
-            (i, j)
-            for i in np.linspace(1, n_times - 1, 5).astype(int)
-            for j in np.linspace(0, n_modes - 1, 5).astype(int)
-        ]
-        closed_err = max(abs(exact[i, j] - _mpmath_mode(ts[i], gammas[j], y, f0, l2, k)) for i, j in sample)
+    closed = jax.jit(lambda g: l2h.mode_solution(ts, g, y, f0, l2=l2, k=k))
+    compile_s, closed_s = _best(lambda g=gammas: closed(g), repeats)
+    exact = np.asarray(closed(gammas))
+    sample = [
+        (i, j) for i in np.linspace(1, n_times - 1, 5).astype(int) for j in np.linspace(0, n_modes - 1, 5).astype(int)
+    ]
+    closed_err = max(abs(exact[i, j] - _mpmath_mode(ts[i], gammas[j], y, f0, l2, k)) for i, j in sample)
 
-        def diffrax_route(solver, per_mode):
-            """One compiled solve per route; the tolerance is an argument, so the ladder does not recompile."""
+    def diffrax_route(solver, per_mode):
+        """One compiled solve per route; the tolerance is an argument, so the ladder does not recompile."""
 
-            def field(t, f, g):
-                return -g * jnp.exp(-c * t) * (f - y) - k * l2 * f
+        def field(t, f, g):
+            return -g * jnp.exp(-c * t) * (f - y) - k * l2 * f
 
-            def solve(g, y0, rtol):
-                return diffrax.diffeqsolve(
-                    diffrax.ODETerm(field), solver, t0=0.0, t1=ts[-1], dt0=None, y0=y0, args=g,
-                    saveat=diffrax.SaveAt(ts=jnp.asarray(ts)), max_steps=2_000_000,
-                    stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol * 1e-2),
-                ).ys  # fmt: skip
+        def solve(g, y0, rtol):
+            return diffrax.diffeqsolve(
+                diffrax.ODETerm(field), solver, t0=0.0, t1=ts[-1], dt0=None, y0=y0, args=g,
+                saveat=diffrax.SaveAt(ts=jnp.asarray(ts)), max_steps=2_000_000,
+                stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol * 1e-2),
+            ).ys  # fmt: skip
 
-            if per_mode:
-                fn = jax.jit(
-                    lambda r: jax.vmap(lambda g: solve(g, jnp.asarray(f0), r), out_axes=1)(jnp.asarray(gammas))
-                )
-            else:
-                fn = jax.jit(lambda r: solve(jnp.asarray(gammas), jnp.full(n_modes, f0), r))
-            return lambda rtol: lambda: fn(jnp.asarray(rtol))
+        if per_mode:
+            fn = jax.jit(lambda r: jax.vmap(lambda g: solve(g, jnp.asarray(f0), r), out_axes=1)(jnp.asarray(gammas)))
+        else:
+            fn = jax.jit(lambda r: solve(jnp.asarray(gammas), jnp.full(n_modes, f0), r))
+        return lambda rtol: lambda: fn(jnp.asarray(rtol))
 
-        def scipy_route(method, rtol):
-            def rhs(t, f):
-                return -gammas * np.exp(-c * t) * (f - y) - k * l2 * f
+    def scipy_route(method, rtol):
+        def rhs(t, f):
+            return -gammas * np.exp(-c * t) * (f - y) - k * l2 * f
 
-            extra = {}
-            if method == "Radau":  # the exact (diagonal) Jacobian, sparse
-                extra["jac"] = lambda t, f: scipy.sparse.diags(-gammas * np.exp(-c * t) - k * l2)
+        extra = {}
+        if method == "Radau":  # the exact (diagonal) Jacobian, sparse
+            extra["jac"] = lambda t, f: scipy.sparse.diags(-gammas * np.exp(-c * t) - k * l2)
 
-            def fn():
-                sol = scipy.integrate.solve_ivp(rhs, (0.0, ts[-1]), np.full(n_modes, f0), method=method, t_eval=ts,
-                                                rtol=rtol, atol=rtol * 1e-2, **extra)  # fmt: skip
-                return sol.y.T
+        def fn():
+            sol = scipy.integrate.solve_ivp(rhs, (0.0, ts[-1]), np.full(n_modes, f0), method=method, t_eval=ts,
+                                            rtol=rtol, atol=rtol * 1e-2, **extra)  # fmt: skip
+            return sol.y.T
 
-            return fn
+        return fn
 
-        routes = {
-            "diffrax Dopri8 (vector of modes)": diffrax_route(diffrax.Dopri8(), per_mode=False),
-            "diffrax Kvaerno5 (per mode, vmapped)": diffrax_route(diffrax.Kvaerno5(), per_mode=True),
-            "scipy DOP853": lambda r: scipy_route("DOP853", r),
-            "scipy Radau (exact Jacobian)": lambda r: scipy_route("Radau", r),
-        }
-        for route, make in routes.items():
-            chosen = None
-            for rtol in ladder:
-                fn = make(rtol)
-                start = time.perf_counter()
-                try:
-                    out = np.asarray(jax.block_until_ready(fn()))
-                except Exception as err:  # noqa: BLE001 - a route that fails is reported, not fatal
-                    chosen = {"failed": f"{type(err).__name__}: {str(err)[:80]}"}
-                    break
-                if time.perf_counter() - start > slow:  # too slow to time repeatedly at this tolerance
-                    err = float(np.max(np.abs(out - exact)))
-                    chosen = {"rtol": rtol, "error": err, "seconds": time.perf_counter() - start, "single_run": True}
-                    break
+    routes = {
+        "diffrax Dopri8 (vector of modes)": diffrax_route(diffrax.Dopri8(), per_mode=False),
+        "diffrax Kvaerno5 (per mode, vmapped)": diffrax_route(diffrax.Kvaerno5(), per_mode=True),
+        "scipy DOP853": lambda r: scipy_route("DOP853", r),
+        "scipy Radau (exact Jacobian)": lambda r: scipy_route("Radau", r),
+    }
+    for route, make in routes.items():
+        chosen = None
+        for rtol in ladder:
+            fn = make(rtol)
+            start = time.perf_counter()
+            try:
+                out = np.asarray(jax.block_until_ready(fn()))
+            except Exception as err:  # noqa: BLE001 - a route that fails is reported, not fatal
+                chosen = {"failed": f"{type(err).__name__}: {str(err)[:80]}"}
+                break
+            if time.perf_counter() - start > slow:  # too slow to time repeatedly at this tolerance
                 err = float(np.max(np.abs(out - exact)))
-                if err <= TARGET_ERROR:
-                    compile_r, best_r = _best(fn, max(2, repeats // 2) if "Kvaerno" in route else repeats)
-                    chosen = {"rtol": rtol, "error": err, "seconds": best_r, "compile_seconds": compile_r}
-                    break
-            rows.append({"spectrum": name, "route": route, **(chosen or {"failed": "no tolerance reached the target"})})
-        rows.append({"spectrum": name, "route": "closed form (eq. 3, jit)", "seconds": closed_s, "compile_seconds": compile_s,
-                     "error": closed_err, "error_reference": "mpmath gammainc on 25 points"})  # fmt: skip
+                chosen = {"rtol": rtol, "error": err, "seconds": time.perf_counter() - start, "single_run": True}
+                break
+            err = float(np.max(np.abs(out - exact)))
+            if err <= TARGET_ERROR:
+                compile_r, best_r = _best(fn, max(2, repeats // 2) if "Kvaerno" in route else repeats)
+                chosen = {"rtol": rtol, "error": err, "seconds": best_r, "compile_seconds": compile_r}
+                break
+        rows.append({"spectrum": name, "route": route, **(chosen or {"failed": "no tolerance reached the target"})})
+    rows.append({"spectrum": name, "route": "closed form (eq. 3, jit)", "seconds": closed_s, "compile_seconds": compile_s,
+                 "error": closed_err, "error_reference": "mpmath gammainc on 25 points"})  # fmt: skip
     return rows
 
 
@@ -312,7 +317,7 @@ def _ntk_section(repeats, n=64):
                 _nt.nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=impl)
             )
         for label, fn in fns.items():
-            c, t = _best(lambda fn=fn: fn(inputs, None, params), repeats)
+            c, t = _best(lambda fn=fn, inputs=inputs, params=params: fn(inputs, None, params), repeats)
             row[label] = {"seconds": t, "compile_seconds": c}
         flops = fns["widenet (networks.empirical_ntk)"].lower(inputs, None, params).compile().cost_analysis()
         flops = (flops[0] if isinstance(flops, list) else flops).get("flops", float("nan"))

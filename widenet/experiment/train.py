@@ -193,14 +193,19 @@ def _per_run(name, value, n_runs, meaning):
 def _check_schedule(name, schedule, record_steps, *, positive):
     """Evaluate a user's schedule at every record step before training; a negative (or, for the
     learning rate, zero) or non-finite value is an error naming the first such step."""
-    for step in record_steps:
-        value = np.asarray(schedule(step), dtype=float)
-        bad = ~np.isfinite(value) | ((value <= 0) if positive else (value < 0))
-        if np.any(bad):
-            allowed = "> 0" if positive else ">= 0"
-            raise ValueError(
-                f"`{name}` schedule must return finite values {allowed}; at step {step} it returned {value}"
-            )
+    steps = np.asarray(record_steps)
+    try:  # one vectorised evaluation; a schedule that cannot be vmapped is called step by step
+        values = np.asarray(jax.vmap(schedule)(jnp.asarray(steps)), dtype=float).reshape(len(steps), -1)
+    except Exception:  # noqa: BLE001
+        values = np.stack([np.asarray(schedule(int(s)), dtype=float).reshape(-1) for s in steps])
+    bad = ~np.isfinite(values) | ((values <= 0) if positive else (values < 0))
+    if np.any(bad):
+        first = int(np.argmax(np.any(bad, axis=1)))
+        allowed = "> 0" if positive else ">= 0"
+        raise ValueError(
+            f"`{name}` schedule must return finite values {allowed}; at step {steps[first]} it returned "
+            f"{values[first].squeeze()}"
+        )
 
 
 def train_sweep(
@@ -216,8 +221,13 @@ def train_sweep(
     sample_weight_args=None,
     observables=None,
     progress=False,
+    devices=None,
 ):
     """Train R runs at once (vmapped): parameters, learning rates, L2 and keys along axis 0.
+
+    The run axis is sharded over `devices` (default: all of `jax.devices()`), padded with copies of
+    the last run to a multiple of their number: one program, each device training its share of the
+    runs; records are gathered to the host once, at the end. On one device nothing is moved.
 
     Args:
         apply_fn: `(params, x) -> (n, C)`, a stax network or any model with that signature
@@ -235,6 +245,7 @@ def train_sweep(
         observables: optional {name: fn(params, step) -> array}, recorded at every record (vmapped over
             runs, jitted); `step` is the recorded step, i.e. the next update is step `step`.
         progress: True to print progress to stderr, or a callable `(done_steps, total_steps)`.
+        devices: the devices to shard the runs over (default all; `[jax.devices()[0]]` for one).
 
     Returns:
         `TrainResult` with a leading run axis.
@@ -290,6 +301,7 @@ def train_sweep(
     }
     rule_state = jnp.zeros(n_runs) if rule is None else jax.tree.map(lambda v: jnp.full(n_runs, v), rule.init())
     carry = (params, jnp.zeros(n_runs), jnp.full(n_runs, -1, dtype=int), rule_state)
+    hyper, carry, arrays = _place_on_devices(hyper, carry, arrays, n_runs, devices)
 
     n_chunks = -(-config.steps // config.record_every)
     # one compiled block of records when nobody watches; about 50 blocks (a report each) when asked
@@ -305,6 +317,8 @@ def train_sweep(
             jax.block_until_ready(carry[1])  # the host waits only to report, at most ~50 times a run
             _report(progress, min((start + size) * config.record_every, config.steps), config.steps, started)
     first, blocks, carry = jax.device_get((first, blocks, carry))  # one transfer for the whole run
+    # drop the padding runs that filled the last device
+    first, blocks, carry = jax.tree.map(lambda a: a[:n_runs], (first, blocks, carry))
     # the first record is (R, ...); each block's records are (R, records, ...)
     stacked = {
         name: np.concatenate([np.asarray(first[name])[:, None]] + [np.asarray(b[name]) for b in blocks], axis=1)
@@ -330,6 +344,28 @@ def train_sweep(
         final_params=jax.tree.map(jnp.asarray, carry[0]),
         **stacked,
     )
+
+
+def _place_on_devices(hyper, carry, arrays, n_runs, devices):
+    """Shard the run axis of `hyper` and `carry` over `devices` (a 1-D mesh "runs"), padding with
+    copies of the last run; `arrays` (the data) are replicated. A no-op on one device."""
+    devices = list(jax.devices() if devices is None else devices)
+    if len(devices) <= 1:
+        return hyper, carry, arrays
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(devices), ("runs",))
+    padded = -(-n_runs // len(devices)) * len(devices)
+
+    def pad(a):
+        a = jnp.asarray(a)
+        if padded > n_runs:
+            a = jnp.concatenate([a, jnp.repeat(a[-1:], padded - n_runs, axis=0)])
+        return jax.device_put(a, NamedSharding(mesh, PartitionSpec("runs")))
+
+    replicated = NamedSharding(mesh, PartitionSpec())
+    arrays = jax.tree.map(lambda a: jax.device_put(a, replicated), arrays)
+    return jax.tree.map(pad, hyper), jax.tree.map(pad, carry), arrays
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from widenet import data, harness, losses, networks, observables, plots, schedules, spectra, store
+from widenet import data, harness, losses, networks, observables, plots, results, schedules, spectra, store
 from widenet.experiment import train as train_module
 from widenet.theory import catapult, l2_homogeneous, ode, oscillatory, special, symbolic
 
 MODULES = [
-    data, networks, losses, schedules, spectra, observables, harness, plots, store,
+    data, networks, losses, schedules, spectra, observables, harness, plots, store, results,
     l2_homogeneous, ode, symbolic, catapult, oscillatory, special, train_module,
 ]  # fmt: skip
 
@@ -240,6 +240,22 @@ def _cases(tmp):
             ("lengths", lambda: plots.rate(tmp / "r.png", [1, 2], [1], xlabel="", ylabel="", slope=1.0), "y")
         ],
         "widenet.plots.heatmap": [("no panels", lambda: plots.heatmap(tmp / "h.png", []), "panels")],
+        "widenet.results.from_train": [("not a TrainResult", lambda: results.from_train(None), "result")],
+        "widenet.results.from_solution": [
+            ("not a solution", lambda: results.from_solution({"f_train": 1}), "solution")
+        ],
+        "widenet.results.train_result": [
+            (
+                "a solution's dataset",
+                lambda: results.train_result(
+                    results.from_solution(l2_homogeneous.mse_solution(TS, K, Y, F0, l2=0.1, k=2))
+                ),
+                "dataset",
+            )
+        ],
+        "widenet.results.solution": [("not a dataset", lambda: results.solution({}), "dataset")],
+        "widenet.results.save": [("not a dataset", lambda: results.save({"a": 1}, tmp / "x.nc"), "dataset")],
+        "widenet.results.load": [("missing file", lambda: results.load(tmp / "missing.nc"), "path")],
         "widenet.store.code_fingerprint": [
             ("missing file", lambda: store.code_fingerprint([tmp / "nope.py"]), "nope.py")
         ],

@@ -11,7 +11,7 @@ The library never changes jax's configuration; enable float64 in your entry poin
 
 __version__ = "0.2.0"
 
-from . import data, experiment, harness, losses, networks, observables, plots, schedules, spectra, theory
+from . import data, experiment, harness, losses, networks, observables, plots, results, schedules, spectra, theory
 from ._checks import PrecisionWarning
 from .info import show_versions, versions
 
@@ -23,6 +23,7 @@ __all__ = [
     "networks",
     "observables",
     "plots",
+    "results",
     "schedules",
     "spectra",
     "theory",

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from widenet import data, harness, losses, networks, observables, plots, results, schedules, spectra, store
+from widenet import compare, data, harness, losses, networks, observables, plots, results, schedules, spectra, store
 from widenet.experiment import train as train_module
 from widenet.theory import catapult, l2_homogeneous, ode, oscillatory, special, symbolic
 
 MODULES = [
-    data, networks, losses, schedules, spectra, observables, harness, plots, store, results,
+    data, networks, losses, schedules, spectra, observables, harness, plots, store, results, compare,
     l2_homogeneous, ode, symbolic, catapult, oscillatory, special, train_module,
 ]  # fmt: skip
 
@@ -240,6 +240,34 @@ def _cases(tmp):
             ("lengths", lambda: plots.rate(tmp / "r.png", [1, 2], [1], xlabel="", ylabel="", slope=1.0), "y")
         ],
         "widenet.plots.heatmap": [("no panels", lambda: plots.heatmap(tmp / "h.png", []), "panels")],
+        "widenet.compare.l2_mse": [
+            (
+                "seeds 0",
+                lambda: compare.l2_mse(
+                    lambda w: NET, DATA, widths=(8,), seeds=0, learning_rate=0.1, l2=0.1, steps=2, key=KEY
+                ),
+                "seeds",
+            ),
+            (
+                "no widths",
+                lambda: compare.l2_mse(
+                    lambda w: NET, DATA, widths=(), seeds=2, learning_rate=0.1, l2=0.1, steps=2, key=KEY
+                ),
+                "widths",
+            ),
+            (
+                "l2 0",
+                lambda: compare.l2_mse(
+                    lambda w: NET, DATA, widths=(8,), seeds=2, learning_rate=0.1, l2=0.0, steps=2, key=KEY
+                ),
+                "l2",
+            ),
+        ],
+        "widenet.compare.mean_interval": [
+            ("confidence 1", lambda: compare.mean_interval([1.0, 2.0], confidence=1.0), "confidence")
+        ],
+        "widenet.plots.comparison": [("not a comparison", lambda: plots.comparison(tmp / "c.png", None), "comp")],
+        "widenet.plots.width_colour": [("width 0", lambda: plots.width_colour(0), "width")],
         "widenet.results.from_train": [("not a TrainResult", lambda: results.from_train(None), "result")],
         "widenet.results.from_solution": [
             ("not a solution", lambda: results.from_solution({"f_train": 1}), "solution")

@@ -11,11 +11,25 @@ The library never changes jax's configuration; enable float64 in your entry poin
 
 __version__ = "0.2.0"
 
-from . import data, experiment, harness, losses, networks, observables, plots, results, schedules, spectra, theory
+from . import (
+    compare,
+    data,
+    experiment,
+    harness,
+    losses,
+    networks,
+    observables,
+    plots,
+    results,
+    schedules,
+    spectra,
+    theory,
+)
 from ._checks import PrecisionWarning
 from .info import show_versions, versions
 
 __all__ = [
+    "compare",
     "data",
     "experiment",
     "harness",

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-__all__ = ["curves", "rate", "heatmap"]
+__all__ = ["curves", "rate", "heatmap", "comparison", "width_colour"]
 
 _THEORY_STYLE = {"lw": 2.0, "alpha": 0.9}
 _EXPERIMENT_STYLE = {"marker": "o", "ms": 3, "lw": 0.8, "alpha": 0.85}
@@ -103,3 +103,56 @@ def heatmap(path, panels, *, title=None, width=5.5):
             ax.add_patch(Rectangle((ix - 0.5, iy - 0.5), 1, 1, fill=False, ec="r", lw=2))
         _label(ax, panel)
     return _save(fig, path, title)
+
+
+def width_colour(width):
+    """One fixed colour per width, the same in every figure: matplotlib's tab10 indexed by
+    log2(width) mod 10 (ten consecutive powers of two never share a colour)."""
+    import matplotlib
+
+    if not np.isfinite(width) or width < 1:
+        raise ValueError(f"`width` must be a finite number >= 1; got {width!r}")
+    return matplotlib.colormaps["tab10"](int(round(np.log2(float(width)))) % 10)
+
+
+def comparison(path, comp, *, split="train", title=None):
+    """An `compare.L2Comparison` as one figure: per width, the measured loss (seed mean as markers,
+    its 95% interval as a band), eq. 3 (solid, drawn above the data) and the k = 1 model (dashed),
+    with eq. 3's loss minimum t* marked (dotted); log-log axes; one legend for the widths' colours,
+    one for what each line style means."""
+    from matplotlib.lines import Line2D
+
+    from .compare import L2Comparison, mean_interval
+
+    if not isinstance(comp, L2Comparison):
+        raise TypeError(f"`comp` must be a compare.L2Comparison; got {type(comp).__name__}")
+    fig = Figure(figsize=(7.0, 4.6))
+    ax = fig.subplots()
+    for i, width in enumerate(comp.widths):
+        colour = width_colour(width)
+        t = comp.t[i].mean(axis=0)
+        keep = t > 0
+        mean, low, high = mean_interval(comp.measured[split][i])
+        ax.fill_between(t[keep], low[keep], high[keep], color=colour, alpha=0.2, lw=0, zorder=1)
+        ax.plot(t[keep], mean[keep], "o", ms=3, color=colour, zorder=2)
+        ax.plot(t[keep], comp.theory[split][i].mean(axis=0)[keep], "-", lw=1.8, color=colour, zorder=4)
+        ax.plot(t[keep], comp.linear[split][i].mean(axis=0)[keep], "--", lw=1.2, color=colour, zorder=3)
+        t_star = comp.loss_minimum_time[i]
+        if np.all(np.isfinite(t_star)):
+            ax.axvline(float(np.mean(t_star)), ls=":", color=colour, lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("gradient-flow time t = η · step")
+    ax.set_ylabel(f"{split} loss ½Σ(f − y)²")
+    ax.grid(alpha=0.3, which="both")
+    widths = [Line2D([], [], color=width_colour(w), lw=6, alpha=0.6, label=f"width {w}") for w in comp.widths]
+    styles = [
+        Line2D([], [], color="k", marker="o", ls="none", ms=3, label=f"trained: mean of {comp.seeds} seeds, band 95%"),
+        Line2D([], [], color="k", ls="-", lw=1.8, label=f"eq. 3, k = {comp.k:g} (each run's Θ0, f0)"),
+        Line2D([], [], color="k", ls="--", lw=1.2, label="linear model, k = 1"),
+        Line2D([], [], color="k", ls=":", lw=1, label="t* of eq. 3 (loss minimum)"),
+    ]
+    first = ax.legend(handles=widths, fontsize=7, loc="lower left")
+    ax.add_artist(first)
+    ax.legend(handles=styles, fontsize=7, loc="upper right")
+    return _save(fig, path, title or f"{split} loss: trained networks vs eq. 3 (λ = {comp.config.get('l2', '?')})")

@@ -17,6 +17,7 @@ from . import _nt
 from ._checks import check_int, check_range
 
 __all__ = [
+    "stax",
     "Network",
     "mlp",
     "from_stax",
@@ -26,6 +27,9 @@ __all__ = [
     "lazy",
     "lazy_params",
 ]
+
+stax = _nt.stax
+"""neural-tangents' `stax` (layers with their infinite-width kernels), imported through widenet._nt."""
 
 # Activations that are positively homogeneous of degree 1: a bias-free Dense/activation stack of
 # L Dense layers is L-homogeneous (L2 paper, Sec. 4). Others break homogeneity.

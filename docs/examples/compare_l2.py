@@ -19,7 +19,7 @@ widths, n, steps = ((32, 64, 128), 16, 200) if args.small else ((256, 1024, 4096
 
 key = jax.random.PRNGKey(0)
 d = data.digits(key=key, n_train=n, n_test=n)  # MNIST's offline stand-in: even/odd, ±1 targets
-stax = networks._nt.stax  # any stax layers; bias-free ReLU layers keep the net 2-homogeneous
+stax = networks.stax  # any stax layers; bias-free ReLU layers keep the net 2-homogeneous
 my_net = lambda w: networks.from_stax(  # noqa: E731
     stax.serial(stax.Dense(w), stax.Relu(), stax.Dense(1)), 1, key=key, input_dim=64, name=f"relu-{w}"
 )

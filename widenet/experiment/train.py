@@ -244,7 +244,8 @@ def train_sweep(
             `sample_weights(step, args_of_the_run)`, so weight schedules sweep under one compile.
         observables: optional {name: fn(params, step) -> array}, recorded at every record (vmapped over
             runs, jitted); `step` is the recorded step, i.e. the next update is step `step`.
-        progress: True to print progress to stderr, or a callable `(done_steps, total_steps)`.
+        progress: True (or a label string) to print progress to stderr at most every 5 s with an ETA,
+            or a callable `(done_steps, total_steps)`.
         devices: the devices to shard the runs over (default all; `[jax.devices()[0]]` for one).
 
     Returns:
@@ -471,17 +472,27 @@ def _engine(apply_fn, config, learning_rate_fn, l2_fn, weights_fn, observables):
     return _Engine(run=run, observe=observe_all)
 
 
+_REPORT_EVERY = 5.0  # seconds between progress lines
+_last_report = [0.0]
+
+
 def _report(progress, done, total, started):
-    """Progress between chunks (never from inside jitted code): a line at every tenth of the run."""
+    """Progress between blocks (never from inside jitted code): a line with the step, the elapsed
+    time and an ETA at most every `_REPORT_EVERY` seconds, and at the end; `progress` may be a
+    callable `(done, total)` instead, or a string that labels the lines."""
     if not progress:
         return
     if callable(progress):
         progress(done, total)
         return
-    tenth = max(total // 10, 1)
-    if done >= total or done // tenth != (done - 1) // tenth:
-        elapsed = time.perf_counter() - started
-        print(f"    step {done}/{total} ({elapsed:.1f} s)", file=sys.stderr, flush=True)
+    now = time.perf_counter()
+    if done < total and now - _last_report[0] < _REPORT_EVERY and done > 0:
+        return
+    _last_report[0] = now
+    elapsed = now - started
+    eta = elapsed * (total - done) / done if done else float("nan")
+    label = f"{progress}: " if isinstance(progress, str) else ""
+    print(f"    {label}step {done}/{total} ({elapsed:.1f} s, ETA {eta:.0f} s)", file=sys.stderr, flush=True)
 
 
 def train(

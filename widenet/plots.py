@@ -20,9 +20,28 @@ def _label(ax, panel):
     ax.set_title(panel.get("title", ""))
 
 
+def _clean_log_ticks(ax):
+    """Log axes without colliding minor labels ("3×10²4×10²"): minor ticks at 2 and 5 times each
+    decade, labelled only when the axis spans under two decades (otherwise the decades suffice)."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    for axis, scale, limits in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log" or min(limits) <= 0:
+            continue
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        decades = np.log10(max(limits) / min(limits))
+        axis.set_minor_formatter(
+            LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(np.inf, np.inf))
+            if decades < 2
+            else NullFormatter()
+        )
+
+
 def _save(fig, path, title):
     if title:
         fig.suptitle(title)
+    for ax in fig.axes:
+        _clean_log_ticks(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path

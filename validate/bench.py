@@ -293,11 +293,11 @@ def _matmul_peak(repeats, size=1024):
     return 2.0 * size**3 / t
 
 
-def _ntk_section(repeats, n=64):
+def _ntk_section(repeats, n=64, peak_size=1024):
     from widenet import _nt, networks
 
     stax = _nt.stax
-    peak = _matmul_peak(repeats)
+    peak = _matmul_peak(repeats, peak_size)
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (n, 64)))
     nets = {
         "MLP 64-512-512-1": (stax.serial(stax.Dense(512), stax.Relu(), stax.Dense(512), stax.Relu(), stax.Dense(1)), x),
@@ -435,7 +435,10 @@ def main(argv=None):
         ("closed form vs ODE", lambda: _closed_form_section(sizes["closed form"], repeats, **cf_options)),
         ("trainer", lambda: _trainer_section(*sizes["trainer"], repeats)),
         ("Lanczos vs eigh", lambda: _lanczos_section(sizes["lanczos"], repeats)),
-        ("empirical NTK", lambda: _ntk_section(repeats, n=16 if args.quick else 64)),
+        (
+            "empirical NTK",
+            lambda: _ntk_section(repeats, n=16 if args.quick else 64, peak_size=256 if args.quick else 1024),
+        ),
         ("scaling", lambda: _scaling_section(repeats, *sizes["scaling"])),
     ]
     for name, run in steps:

@@ -15,7 +15,7 @@ parser.add_argument("--small", action="store_true", help="tiny sizes (seconds; w
 parser.add_argument("--out", default=".")
 args = parser.parse_args()
 out = Path(args.out)
-widths, n, steps = ((32, 64, 128), 16, 200) if args.small else ((256, 1024, 4096), 128, 4000)
+widths, n, steps = ((32, 64, 128), 16, 100) if args.small else ((256, 1024, 4096), 128, 4000)
 
 key = jax.random.PRNGKey(0)
 d = data.digits(key=key, n_train=n, n_test=n)  # MNIST's offline stand-in: even/odd, ±1 targets

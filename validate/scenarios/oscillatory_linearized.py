@@ -24,7 +24,7 @@ CLAIM = (
 
 SIZES = {
     # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
-    "smoke": dict(per_class=6, width=32, period=8, amplitude=70.0, steps=48, record=4),
+    "smoke": dict(per_class=6, width=32, period=4, amplitude=70.0, steps=24, record=4),
     "default": dict(per_class=30, width=256, period=40, amplitude=70.0, steps=480, record=4),
     "paper": dict(per_class=100, width=1024, period=500, amplitude=70.0, steps=6000, record=25),
 }

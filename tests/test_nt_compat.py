@@ -121,31 +121,29 @@ def test_implementation_zero_is_refused():
         _nt.empirical_ntk_fn(lambda p, x: x, implementation=0)
 
 
-def _perturbation(params, key, scale):
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(treedef, [scale * jax.random.normal(k, p.shape) for k, p in zip(keys, leaves)])
-
-
-def test_linearize_is_the_first_order_taylor_polynomial():
-    """$f_{lin}(\\theta) = f(\\theta_0) + J(\\theta_0)(\\theta - \\theta_0)$, with J·v from `jax.jvp`."""
+@pytest.fixture(scope="module")
+def perturbed():
+    """A 2-output ReLU net, its parameters θ0, inputs x, a direction v and θ = θ0 + v."""
     net = networks.mlp((32,), 2)
     params0 = net.init(jax.random.PRNGKey(4), 3)
     x = jax.random.normal(jax.random.PRNGKey(5), (6, 3))
-    delta = _perturbation(params0, jax.random.PRNGKey(6), 0.3)
-    params = jax.tree.map(jnp.add, params0, delta)
+    leaves, treedef = jax.tree.flatten(params0)
+    keys = jax.random.split(jax.random.PRNGKey(6), len(leaves))
+    delta = jax.tree.unflatten(treedef, [0.3 * jax.random.normal(k, p.shape) for k, p in zip(keys, leaves)])
+    return net, params0, x, delta, jax.tree.map(jnp.add, params0, delta)
+
+
+def test_linearize_is_the_first_order_taylor_polynomial(perturbed):
+    """$f_{lin}(\\theta) = f(\\theta_0) + J(\\theta_0)(\\theta - \\theta_0)$, with J·v from `jax.jvp`."""
+    net, params0, x, delta, params = perturbed
     f0, jv = jax.jvp(lambda p: net.apply_fn(p, x), (params0,), (delta,))
     lin = _nt.linearize(net.apply_fn, params0)
     np.testing.assert_allclose(lin(params, x), f0 + jv, rtol=1e-12)
 
 
-def test_taylor_expand_degree_two_adds_half_the_second_directional_derivative():
+def test_taylor_expand_degree_two_adds_half_the_second_directional_derivative(perturbed):
     """$f_2(\\theta) = f_0 + J v + \\tfrac12 v^T H v$ with $v^T H v$ from a jvp of a jvp."""
-    net = networks.mlp((32,), 2)
-    params0 = net.init(jax.random.PRNGKey(7), 3)
-    x = jax.random.normal(jax.random.PRNGKey(8), (6, 3))
-    delta = _perturbation(params0, jax.random.PRNGKey(9), 0.3)
-    params = jax.tree.map(jnp.add, params0, delta)
+    net, params0, x, delta, params = perturbed
 
     def directional(p):
         return jax.jvp(lambda q: net.apply_fn(q, x), (p,), (delta,))[1]

@@ -415,6 +415,9 @@ def _cases(tmp):
             ("not PSD", lambda: oscillatory.floquet_radius(NOT_PSD, jnp.ones((4, 2)), learning_rate=0.1), "kernel"),
             ("weights columns", lambda: oscillatory.floquet_radius(K, jnp.ones((4, 2)), learning_rate=0.1), "weights"),
         ],
+        "widenet.theory.oscillatory.floquet_stable": [
+            ("tol negative", lambda: oscillatory.floquet_stable(K, WEIGHTS, learning_rate=0.1, tol=-1.0), "tol")
+        ],
         "widenet.theory.oscillatory.floquet_radius_grid": [
             (
                 "label 5 of 3",

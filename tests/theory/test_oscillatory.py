@@ -239,3 +239,13 @@ def test_floquet_radius_equals_a_numpy_period_product_and_direct_iteration():
         logs.append(np.log(norm))
         r = r / norm
     assert np.exp(np.mean(logs[-100:])) == pytest.approx(want, rel=1e-6)
+
+
+def test_neutral_modes_pin_the_radius_at_one_and_floquet_stable_says_stable():
+    """A kernel with a zero eigenvalue: its mode never moves (multiplier exactly 1 up to rounding)."""
+    v = np.array([1.0, -1.0, 0.0]) / np.sqrt(2)
+    kernel = np.eye(3) - np.outer(v, v)  # eigenvalues 0, 1, 1
+    weights = np.ones((4, 3))
+    assert abs(float(oscillatory.floquet_radius(kernel, weights, learning_rate=0.5)) - 1.0) < 1e-12
+    assert oscillatory.floquet_stable(kernel, weights, learning_rate=0.5)
+    assert not oscillatory.floquet_stable(kernel, weights, learning_rate=2.5)  # |1 - 2.5| > 1

@@ -27,6 +27,15 @@ def test_numeric_function_agrees_with_the_closed_form_in_jax(k):
         np.testing.assert_allclose(float(fn(t, gamma, l2, f0, y)), want, rtol=1e-12)
 
 
+def test_numeric_function_takes_arrays():
+    fn = symbolic.numeric(symbolic.mode_solution(2))
+    ts = np.array([0.0, 5.0, 50.0])
+    got = fn(ts, np.array([[0.7], [2.0]]), 0.01, 0.3, 1.0)  # broadcast (2, 3)
+    want = np.asarray(l2h.mode_solution(jnp.asarray(ts), jnp.array([0.7, 2.0]), 1.0, 0.3, l2=0.01, k=2.0)).T
+    assert got.shape == (2, 3) and got.dtype == float
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_symbolic_k_numeric_takes_k_last():
     fn = symbolic.numeric(symbolic.mode_solution(None))
     want = float(l2h.mode_solution(jnp.asarray(50.0), 1.0, 1.0, 0.3, l2=0.01, k=2.5))

@@ -20,6 +20,7 @@ from .._checks import check_int, check_labels, check_psd_kernel, check_range, ch
 __all__ = [
     "floquet_multipliers",
     "floquet_radius",
+    "floquet_stable",
     "floquet_radius_grid",
     "stability_boundary",
     "transient_amplification",
@@ -110,7 +111,9 @@ def _period_map(matrix, weights, learning_rate):
 def floquet_radius(kernel, weights, *, learning_rate):
     """Largest Floquet multiplier modulus: < 1 stable, > 1 unstable (see `floquet_multipliers`).
 
-    Jittable and vmappable over `weights` and `learning_rate` (no input checks under tracing)."""
+    Kernel modes with eigenvalue ~0 (or samples with weight 0) are neutral: their multiplier is 1 to
+    rounding, so a stable map can report 1 + 2e-15. Use `floquet_stable` (radius <= 1 + tol) for a
+    verdict. Jittable and vmappable over `weights` and `learning_rate` (no input checks under tracing)."""
     warn_if_float32(
         "oscillatory.floquet_radius",
         "Floquet multipliers carry ~1e-6 relative error, so radii within ~1e-5 of 1 are undecided",
@@ -118,6 +121,14 @@ def floquet_radius(kernel, weights, *, learning_rate):
     _check_periodic(kernel, weights, learning_rate)
     m = _period_map(*_residual_operator(kernel, weights), learning_rate)
     return jnp.max(jnp.abs(jnp.linalg.eigvals(m)))
+
+
+def floquet_stable(kernel, weights, *, learning_rate, tol=_UNSTABLE_SLACK):
+    """True when linearised weighted-MSE GD is stable: Floquet radius <= 1 + `tol` (neutral modes,
+    whose multiplier is 1 to rounding, count as stable; see `floquet_radius`). The same criterion
+    `stability_boundary` uses."""
+    check_range("tol", tol, low=0.0, high=1e-3, meaning="a rounding allowance above radius 1")
+    return bool(floquet_radius(kernel, weights, learning_rate=learning_rate) <= 1.0 + tol)
 
 
 @jax.jit

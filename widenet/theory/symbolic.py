@@ -13,6 +13,7 @@ $$ f(t) = e^{u(t) - u(0) - k\\lambda t} f_0 + \\frac{\\gamma y}{c} u(0)^{-p} e^{
 (docs/theory_l2.md derives it); k = 1 gives the linear model.
 """
 
+import numpy as np
 import sympy as sp
 
 __all__ = ["symbols", "mode_solution", "mode_ode_rhs", "ode_residual", "numeric"]
@@ -78,8 +79,21 @@ def numeric(expr, *, modules="mpmath"):
     current mpmath precision; `modules="scipy"` is faster but scipy's incomplete gamma only covers
     k > 2 (order p > 0). For large arrays prefer `l2_homogeneous.mode_solution`, which is the same
     formula in overflow-safe scaled form under jit.
+
+    The function takes scalars or arrays (broadcast against each other) and returns a float, or a
+    float array of the broadcast shape (mpmath evaluates point by point).
     """
     if modules not in ("mpmath", "scipy", "numpy", "sympy"):
         raise ValueError(f"`modules` must be 'mpmath', 'scipy', 'numpy' or 'sympy'; got {modules!r}")
     args = [t, gamma, l2, f0, y] + ([k_symbol] if k_symbol in expr.free_symbols else [])
-    return sp.lambdify(args, expr, modules=modules)
+    scalar = sp.lambdify(args, expr, modules=modules)
+    if modules == "sympy":
+        return scalar
+    pointwise = np.vectorize(lambda *values: float(scalar(*values)), otypes=[float])
+
+    def fn(*values):
+        if all(np.ndim(v) == 0 for v in values):
+            return float(scalar(*values))
+        return pointwise(*values)
+
+    return fn

@@ -26,12 +26,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import harness
+from . import harness, losses
 from ._checks import check_int, check_range
 from .experiment.train import TrainConfig, train_sweep
 from .theory import l2_homogeneous as l2h
 
 __all__ = ["L2Comparison", "l2_mse", "mean_interval"]
+
+# the trainer's own loss (widenet.losses.mse) at every time of a theory solution
+_mse_over_time = jax.vmap(losses.mse, in_axes=(0, None))
 
 
 def mean_interval(values, confidence=0.95):
@@ -183,10 +186,8 @@ def l2_mse(
             for i, p in enumerate(problems):
                 sol = l2h.mse_solution(res.t[i], p.ntk_train, data.y_train, p.f0_train, l2=l2, k=k,
                                        ntk_test_train=p.ntk_test_train, f0_test=p.f0_test)  # fmt: skip
-                train_losses.append(
-                    0.5 * np.sum((np.asarray(sol.f_train) - np.asarray(data.y_train)) ** 2, axis=(1, 2))
-                )
-                test_losses.append(0.5 * np.sum((np.asarray(sol.f_test) - np.asarray(data.y_test)) ** 2, axis=(1, 2)))
+                train_losses.append(np.asarray(_mse_over_time(sol.f_train, jnp.asarray(data.y_train, dtype=float))))
+                test_losses.append(np.asarray(_mse_over_time(sol.f_test, jnp.asarray(data.y_test, dtype=float))))
             store["train"].append(train_losses)
             store["test"].append(test_losses)
         minimum.append([

@@ -76,7 +76,7 @@ def main(argv=None):
         result = module.run(ctx)
         fresh[module.NAME] = result
         for c in result.checks:
-            print(f"    {c.verdict:12s} {c.name}: {harness._measured(c)} ({harness._criterion(c)})", flush=True)
+            print(f"    {c.verdict:12s} {c.name}: {c.measured_text()} ({c.criterion_text()})", flush=True)
         print(f"    {result.verdict} in {result.seconds:.0f} s", flush=True)
         results = [fresh.get(m.NAME) or earlier.get(m.NAME) for m in ALL]
         results = [r for r in results if r is not None]

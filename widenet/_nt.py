@@ -164,24 +164,21 @@ def _temporary_module(name, module):
         sys.modules.pop(name, None)
 
 
+def _equal_lengths(name, args):
+    args = [list(a) for a in args]
+    if any(len(a) != len(args[0]) for a in args):
+        raise ValueError(f"{name}: length mismatch {[len(a) for a in args]}")
+    return args
+
+
 def _safe_map(f, *args):
     """`map` that insists the sequences have equal length (jax.util.safe_map's contract)."""
-    args = [list(a) for a in args]
-    n = len(args[0])
-    for a in args[1:]:
-        if len(a) != n:
-            raise ValueError(f"safe_map: length mismatch {[len(x) for x in args]}")
-    return list(map(f, *args))
+    return list(map(f, *_equal_lengths("safe_map", args)))
 
 
 def _safe_zip(*args):
     """`zip` that insists the sequences have equal length (jax.util.safe_zip's contract)."""
-    args = [list(a) for a in args]
-    n = len(args[0])
-    for a in args[1:]:
-        if len(a) != n:
-            raise ValueError(f"safe_zip: length mismatch {[len(x) for x in args]}")
-    return list(zip(*args))
+    return list(zip(*_equal_lengths("safe_zip", args)))
 
 
 def _import_neural_tangents():

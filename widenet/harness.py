@@ -135,6 +135,22 @@ class Check:
     def passed(self):
         return self.verdict == "pass"
 
+    def measured_text(self):
+        """The value, its interval and n as the report prints them."""
+        text = _fmt(self.value)
+        if self.interval is not None:
+            text += f" [{_fmt(self.interval[0])}, {_fmt(self.interval[1])}]"
+        if self.n is not None:
+            text += f", n = {self.n}"
+        return text
+
+    def criterion_text(self):
+        """The pass criterion as the report prints it."""
+        if self.interval is None:
+            return f"{self.direction} {_fmt(self.threshold)}"
+        side = "upper" if self.direction == "<" else "lower"
+        return f"95% interval's {side} end {self.direction} {_fmt(self.threshold)}"
+
 
 def check(
     name,
@@ -251,22 +267,6 @@ def _fmt(v):
     return f"{v:.3g}" if (abs(v) >= 1e-3 or v == 0) and abs(v) < 1e4 else f"{v:.2e}"
 
 
-def _criterion(c):
-    if c.interval is None:
-        return f"{c.direction} {_fmt(c.threshold)}"
-    side = "upper" if c.direction == "<" else "lower"
-    return f"95% interval's {side} end {c.direction} {_fmt(c.threshold)}"
-
-
-def _measured(c):
-    text = _fmt(c.value)
-    if c.interval is not None:
-        text += f" [{_fmt(c.interval[0])}, {_fmt(c.interval[1])}]"
-    if c.n is not None:
-        text += f", n = {c.n}"
-    return text
-
-
 def write_report(results: list[ScenarioResult], out_dir, *, size):
     """Write report.md (summary, then each scenario's checks, tables and plots) and results.json."""
     _check_size(size)
@@ -287,7 +287,7 @@ def write_report(results: list[ScenarioResult], out_dir, *, size):
             note = f" ({c.note})" if c.note else ""
             why = f": {c.inconclusive}" if c.inconclusive else ""
             name = f"{c.name}{note}".replace("|", "\\|")
-            lines.append(f"| {name} | {c.kind} | {_measured(c)} | {_criterion(c)} | {c.verdict}{why} |")
+            lines.append(f"| {name} | {c.kind} | {c.measured_text()} | {c.criterion_text()} | {c.verdict}{why} |")
         lines.append("")
         for table in r.tables:
             lines += [table, ""]

@@ -119,7 +119,7 @@ def train_result(dataset, *, params_like=None):
     lead = (dataset.sizes["run"],) if sweep else ()
     n_records = dataset.sizes["record"]
 
-    def empty(dim):
+    def empty():
         return np.zeros(lead + (n_records, 0))
 
     leaves = [dataset[f"param_{i}"].values for i in range(int(dataset.attrs["n_param_leaves"]))]
@@ -130,8 +130,8 @@ def train_result(dataset, *, params_like=None):
         t=get("t"), train_loss=get("train_loss"), weighted_loss=get("weighted_loss"), l2=get("l2"),
         test_loss=get("test_loss"), train_accuracy=get("train_accuracy"), test_accuracy=get("test_accuracy"),
         param_norm=get("param_norm"),
-        ntk_top=get("ntk_top") if "ntk_top" in dataset else empty("ntk_eig"),
-        hessian_top=get("hessian_top") if "hessian_top" in dataset else empty("hessian_eig"),
+        ntk_top=get("ntk_top") if "ntk_top" in dataset else empty(),
+        hessian_top=get("hessian_top") if "hessian_top" in dataset else empty(),
         f_train=get("f_train"), f_test=get("f_test"), diverged_at=get("diverged_at"),
         extra=extra, final_params=params,
     )  # fmt: skip

@@ -108,6 +108,14 @@ def _encode(values):
 _SCALARS = {"bool": bool, "int": int, "float": float, "complex": complex, "str": str}
 
 
+def _decode(arrays, kinds):
+    """The inverse of `_encode`: None, Python scalars and arrays as they were stored."""
+    return {
+        name: None if kind == "none" else _SCALARS[kind](arrays[name][()]) if kind in _SCALARS else arrays[name]
+        for name, kind in kinds.items()
+    }
+
+
 class RunStore:
     """Finished runs on disk, verified on every read.
 
@@ -170,19 +178,13 @@ class RunStore:
         if set(checksums) != set(arrays) or any(_checksum(arrays[n]) != checksums[n] for n in arrays):
             self.log(f"run store: {path} fails its checksum (corrupt); recomputing this run")
             return None
-        values = {}
-        for name, kind in kinds.items():
-            if kind == "none":
-                values[name] = None
-            elif kind in _SCALARS:
-                values[name] = _SCALARS[kind](arrays[name][()])
-            else:
-                values[name] = arrays[name]
-        return values
+        return _decode(arrays, kinds)
 
     def put(self, key, values, config=None):
         """Write run `key` atomically; on any error no file (temporary or partial) is left behind."""
-        arrays, kinds = _encode(values)
+        return self._write(key, *_encode(values), config)
+
+    def _write(self, key, arrays, kinds, config):
         path = self.path(key, config)
         meta = {
             "identity": self.identity(key, config),
@@ -213,10 +215,9 @@ class RunStore:
         found = self.get(key, config)
         if found is not None:
             return found
-        values = dict(compute())
+        arrays, kinds = _encode(dict(compute()))
         try:
-            self.put(key, values, config)
+            self._write(key, arrays, kinds, config)
         except OSError as err:
             self.log(f"run store: {err}; the result is used but not stored")
-        arrays, kinds = _encode(values)
-        return {name: arrays[name] if kind == "array" else values[name] for name, kind in kinds.items()}
+        return _decode(arrays, kinds)  # exactly what a resumed run will read back

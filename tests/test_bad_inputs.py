@@ -47,6 +47,8 @@ X = jax.random.normal(jax.random.PRNGKey(1), (5, 2))
 DATA = data.Dataset(np.asarray(X), np.ones((5, 1)), np.asarray(X[:2]), np.ones((2, 1)))
 KEY = jax.random.PRNGKey(2)
 NOT_PSD = jnp.array([[1.0, 2.0], [2.0, 1.0]])
+KERNEL = jnp.array([[2.0, 0.5], [0.5, 1.0]])
+Y2 = jnp.ones((2, 1))
 WEIGHTS = jnp.ones((4, 3))
 
 
@@ -233,6 +235,18 @@ def _cases(tmp):
             ("one point", lambda: harness.fit_slope([1.0], [2.0]), "x"),
             ("non-positive", lambda: harness.fit_slope([1.0, 2.0], [1.0, -1.0]), "y"),
         ],
+        "widenet.harness.rate_check": [
+            ("y not per seed", lambda: harness.rate_check("r", [1.0, 2.0], [1.0, 0.5], exponent=-1.0), "y_by_seed"),
+            ("non-positive", lambda: harness.rate_check("r", [1.0, 2.0], [[1.0, -0.5]], exponent=-1.0), "y"),
+        ],
+        "widenet.harness.seed_interval": [
+            ("confidence 1", lambda: harness.seed_interval([1.0, 2.0], confidence=1.0), "confidence"),
+            ("nan", lambda: harness.seed_interval([1.0, np.nan]), "values"),
+        ],
+        "widenet.harness.seed_check": [
+            ("no threshold", lambda: harness.seed_check("c", [1.0, 2.0]), "below"),
+            ("nan", lambda: harness.seed_check("c", [1.0, np.nan], below=1.0), "values"),
+        ],
         "widenet.harness.write_report": [("size", lambda: harness.write_report([], tmp, size="huge"), "size")],
         "widenet.harness.read_results": [("size", lambda: harness.read_results(tmp, size="huge"), "size")],
         "widenet.plots.curves": [("no panels", lambda: plots.curves(tmp / "a.png", []), "panels")],
@@ -306,6 +320,15 @@ def _cases(tmp):
             ("l2 None", lambda: l2_homogeneous.mode_solution(TS, 1.0, 1.0, 0.0, l2=None, k=2), "l2"),
             ("negative time", lambda: l2_homogeneous.mode_solution(-TS, 1.0, 1.0, 0.0, l2=0.1, k=2), "ts"),
         ],
+        "widenet.theory.l2_homogeneous.gd_solution": [
+            ("eta 0", lambda: l2_homogeneous.gd_solution([0, 1], KERNEL, Y2, Y2, learning_rate=0.0, l2=0.1, k=2), "learning_rate"),
+            ("eta l2 >= 1", lambda: l2_homogeneous.gd_solution([0, 1], KERNEL, Y2, Y2, learning_rate=2.0, l2=0.5, k=2),
+             "learning_rate"),
+            ("negative step", lambda: l2_homogeneous.gd_solution([-1], KERNEL, Y2, Y2, learning_rate=0.1, l2=0.1, k=2), "steps"),
+            ("float steps", lambda: l2_homogeneous.gd_solution([0.5], KERNEL, Y2, Y2, learning_rate=0.1, l2=0.1, k=2), "steps"),
+            ("k 0.5", lambda: l2_homogeneous.gd_solution([0], KERNEL, Y2, Y2, learning_rate=0.1, l2=0.1, k=0.5), "k"),
+            ("not PSD", lambda: l2_homogeneous.gd_solution([0], NOT_PSD, Y2, Y2, learning_rate=0.1, l2=0.1, k=2), "ntk_train"),
+        ],
         "widenet.theory.l2_homogeneous.mse_solution": [
             (
                 "not PSD",
@@ -375,6 +398,15 @@ def _cases(tmp):
             ("p inf", lambda: special.scaled_upper_gamma(np.inf, 0.0), "p"),
         ],
         "widenet.theory.special.exprel": [("string", lambda: special.exprel("1"), "z")],
+        "widenet.theory.special.gamma_table": [
+            ("p above 1/2", lambda: special.gamma_table(0.75), "p"),
+            ("p nan", lambda: special.gamma_table(np.nan), "p"),
+            ("p a vector", lambda: special.gamma_table(np.zeros(2)), "p"),
+        ],
+        "widenet.theory.special.scaled_upper_gamma_tabulated": [
+            ("log_u nan", lambda: special.scaled_upper_gamma_tabulated(special.gamma_table(0.0), np.nan), "log_u"),
+            ("table not a GammaTable", lambda: special.scaled_upper_gamma_tabulated(0.0, 1.0), "table"),
+        ],
         # theory: catapult
         "widenet.theory.catapult.uv_map": [
             ("width 0", lambda: catapult.uv_map(0.1, 1.0, learning_rate=0.1, width=0), "width"),

@@ -66,3 +66,23 @@ def test_heatmap_writes_a_png_with_outlined_cells(tmp_path):
         {"title": "u", "values": -values, "x": [1, 2, 3], "y": [10, 20], "fmt": "{:.1e}"},
     ], title="both")  # fmt: skip
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rate_check_passes_only_when_the_interval_holds_the_exponent_and_not_zero():
+    widths = [256, 512, 1024]
+    rng = np.random.default_rng(0)
+    clean = np.array([[w ** -1.0 * np.exp(0.02 * rng.normal()) for w in widths] for _ in range(6)])
+    ok = harness.rate_check("r", widths, clean, exponent=-1.0)
+    assert ok.verdict == "pass" and ok.n == 6 and ok.interval[0] < -1.0 < ok.interval[1]
+    assert harness.rate_check("r", widths, clean, exponent=-0.5).verdict == "FAIL"  # a definite other rate
+    noisy = np.array([[np.exp(rng.normal()) for _ in widths] for _ in range(3)])  # no trend, wide interval
+    undecided = harness.rate_check("r", widths, noisy, exponent=float(np.mean([harness.fit_slope(widths, r) for r in noisy])))
+    assert undecided.verdict == "INCONCLUSIVE"
+    assert "contains" in undecided.criterion_text()
+
+
+def test_seed_check_reports_mean_interval_and_n():
+    c = harness.seed_check("c", [0.1, 0.12, 0.11, 0.09, 0.1], below=0.2)
+    assert c.verdict == "pass" and c.n == 5 and c.interval[0] < c.value < c.interval[1]
+    assert harness.seed_check("c", [0.1, 0.3], below=0.2).verdict == "INCONCLUSIVE"
+    assert harness.seed_check("c", [0.3, 0.31, 0.29], below=0.2).verdict == "FAIL"

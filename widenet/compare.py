@@ -43,16 +43,8 @@ def mean_interval(values, confidence=0.95):
     Returns:
         (mean, low, high); with one value the interval is (-inf, inf): one seed cannot bound a mean.
     """
-    from scipy import stats
-
     check_range("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
-    values = np.asarray(values, dtype=float)
-    n = values.shape[0]
-    mean = values.mean(axis=0)
-    if n < 2:
-        return mean, np.full_like(mean, -np.inf), np.full_like(mean, np.inf)
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
-    return mean, mean - half, mean + half
+    return harness.seed_interval(values, confidence)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ._checks import check_range
 from .data import Dataset
 from .networks import Network, empirical_ntk
 from .store import RunStore
@@ -31,6 +32,9 @@ __all__ = [
     "RunStore",
     "Context",
     "fit_slope",
+    "rate_check",
+    "seed_interval",
+    "seed_check",
     "write_report",
     "read_results",
 ]
@@ -107,7 +111,7 @@ class Check:
     name: str
     value: float
     threshold: float
-    direction: str  # "<": value must be below threshold; ">": above
+    direction: str  # "<": value must be below threshold; ">": above; "~": interval must contain it, not 0
     kind: str = "agreement"
     note: str = ""
     interval: tuple[float, float] | None = None
@@ -121,6 +125,11 @@ class Check:
             return "INCONCLUSIVE"
         if not np.isfinite(self.value):
             return "FAIL"
+        if self.direction == "~":  # a rate against the exponent the theory predicts
+            lo, hi = self.interval
+            if not lo <= self.threshold <= hi:
+                return "FAIL"
+            return "INCONCLUSIVE" if lo <= 0.0 <= hi else "pass"
         below = self.direction == "<"
         if self.interval is None:
             return "pass" if (self.value < self.threshold if below else self.value > self.threshold) else "FAIL"
@@ -146,6 +155,8 @@ class Check:
 
     def criterion_text(self):
         """The pass criterion as the report prints it."""
+        if self.direction == "~":
+            return f"95% interval contains {_fmt(self.threshold)} and excludes 0"
         if self.interval is None:
             return f"{self.direction} {_fmt(self.threshold)}"
         side = "upper" if self.direction == "<" else "lower"
@@ -239,6 +250,48 @@ class Context:
         folder = self.out_dir / "figures"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name
+
+
+def rate_check(name, x, y_by_seed, *, exponent, note=""):
+    """A rate (log-log slope of `y` against `x`) checked against the `exponent` the theory predicts.
+
+    The slope is fitted per seed (`y_by_seed` is (seeds, len(x))); the check passes when the 95%
+    t-interval of the per-seed slopes contains `exponent` and excludes 0, FAILs when it excludes
+    `exponent`, and is INCONCLUSIVE when it contains both (too few seeds or widths to tell).
+    """
+    y_by_seed = np.asarray(y_by_seed, dtype=float)
+    if y_by_seed.ndim != 2 or y_by_seed.shape[1] != len(x):
+        raise ValueError(f"`y_by_seed` must be (seeds, {len(x)}); got shape {y_by_seed.shape}")
+    slopes = np.array([fit_slope(x, row) for row in y_by_seed])
+    mean, lo, hi = seed_interval(slopes)
+    return Check(name, mean, float(exponent), "~", "rate", note, (lo, hi), len(slopes))
+
+
+def seed_interval(values, confidence=0.95):
+    """(mean, low, high) of `values` over seeds (axis 0): the two-sided Student-t interval.
+
+    With one value the interval is (-inf, inf): one seed cannot bound a mean.
+    """
+    from scipy import stats
+
+    check_range("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
+    check_range("values", values, meaning="one statistic per seed")
+    values = np.asarray(values, dtype=float)
+    n = values.shape[0]
+    mean = values.mean(axis=0)
+    if n < 2:
+        return mean, np.full_like(mean, -np.inf), np.full_like(mean, np.inf)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def seed_check(name, values, *, below=None, above=None, kind="agreement", note="", inconclusive=""):
+    """`check` on the mean of `values` over seeds with its 95% t-interval and n (module `Check`);
+    `inconclusive`: a reason this size cannot decide the claim (reported whatever the values)."""
+    values = np.asarray(values, dtype=float).ravel()
+    mean, lo, hi = seed_interval(values)
+    return check(name, mean, below=below, above=above, kind=kind, note=note, interval=(lo, hi), n=values.size,
+                 inconclusive=inconclusive)  # fmt: skip
 
 
 def fit_slope(x, y):

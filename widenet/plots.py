@@ -4,6 +4,8 @@ Figures are drawn on `matplotlib.figure.Figure` objects directly, without pyplot
 widenet never selects or changes the user's matplotlib backend (a notebook keeps its own).
 """
 
+import warnings
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -55,15 +57,16 @@ def _check_panels(panels):
 def curves(path, panels, *, title=None, width=6.0):
     """Panels of curves: `panels` is a list of dicts with keys
     `title`, `xlabel`, `ylabel`, `xscale`/`yscale` (optional), `theory` and `experiment`: lists of
-    (label, x, y), and `vlines`/`hlines`: lists of (label, value)."""
+    (label, x, y) or (label, x, y, {matplotlib style}) (e.g. `{"color": width_colour(w)}`), and
+    `vlines`/`hlines`: lists of (label, value). Theory lines are drawn above the experiment."""
     _check_panels(panels)
     fig = Figure(figsize=(width * len(panels), 4.2))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        for label, x, y in panel.get("theory", []):
-            ax.plot(x, y, label=label, **_THEORY_STYLE)
-        for label, x, y in panel.get("experiment", []):
-            ax.plot(x, y, label=label, **_EXPERIMENT_STYLE)
+        for label, x, y, *style in panel.get("experiment", []):
+            ax.plot(x, y, label=label, **{**_EXPERIMENT_STYLE, "zorder": 2, **(style[0] if style else {})})
+        for label, x, y, *style in panel.get("theory", []):  # drawn above the data
+            ax.plot(x, y, label=label, **{**_THEORY_STYLE, "zorder": 3, **(style[0] if style else {})})
         for label, value in panel.get("vlines", []):
             ax.axvline(value, ls="--", color="gray", lw=1, label=label)
         for label, value in panel.get("hlines", []):
@@ -76,21 +79,51 @@ def curves(path, panels, *, title=None, width=6.0):
     return _save(fig, path, title)
 
 
-def rate(path, x, y, *, xlabel, ylabel, slope, title=None, reference=None):
-    """Log-log points with their fitted slope (and an optional reference slope through the first point)."""
+def rate(path, x, y, *, xlabel, ylabel, slope=None, title=None, reference=None, interval=None):
+    """Log-log points with their fitted slope and the slope the theory predicts.
+
+    `y` is (len(x),) or (seeds, len(x)); with seeds the points are the seed means with 95%
+    t-interval error bars (each seed faint behind them) and the fitted line has the mean per-seed
+    slope (`harness.rate_check`'s statistic), labelled with its `interval` when given. `reference`:
+    the predicted exponent, drawn through the first mean as a dotted line. Widths take their fixed
+    colours when `xlabel` is "width".
+    """
+    from .harness import fit_slope, seed_interval
+
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
-        raise ValueError(f"`x` and `y` must be 1-D of equal length >= 2; got shapes {x.shape} and {y.shape}")
+    by_seed = y if y.ndim == 2 else y[None, :]
+    if x.ndim != 1 or by_seed.ndim != 2 or by_seed.shape[1] != x.size or x.size < 2:
+        raise ValueError(f"`x` must be 1-D of length >= 2 and `y` (len(x),) or (seeds, len(x)); got {x.shape}, {y.shape}")
     fig = Figure(figsize=(5.5, 4.2))
     ax = fig.subplots()
-    ax.loglog(x, y, "o", label="measured")
+    if by_seed.shape[0] > 1 and np.all(np.isfinite(by_seed)):
+        mean, lo, hi = seed_interval(by_seed)
+    else:  # one seed, or undefined values: points without error bars
+        with warnings.catch_warnings():  # a width with no finite value gives nan, not a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(np.where(np.isfinite(by_seed), by_seed, np.nan), axis=0)
+        lo = hi = mean
+    if by_seed.shape[0] > 1 and np.all(np.isfinite(by_seed)):
+        for row in by_seed:
+            ax.loglog(x, row, ".", color="0.6", alpha=0.6, ms=4, zorder=1)
+        err = np.vstack([mean - np.maximum(lo, mean * 1e-3), hi - mean])
+        ax.errorbar(x, mean, yerr=err, fmt="o", color="C0", capsize=3, zorder=3,
+                    label=f"measured: mean of {by_seed.shape[0]} seeds, 95% interval")  # fmt: skip
+    else:
+        ax.loglog(x, mean, "o", color="C0", zorder=3, label="measured")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     xs = np.geomspace(x.min(), x.max(), 50)
-    usable = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if usable.sum() >= 2 and np.isfinite(slope):
-        coef = np.polyfit(np.log(x[usable]), np.log(y[usable]), 1)
-        ax.loglog(xs, np.exp(np.polyval(coef, np.log(xs))), "-", label=f"fit: slope {slope:.2f}")
+    usable = np.isfinite(mean) & (mean > 0)
+    if slope is None and usable.sum() >= 2:
+        slope = fit_slope(x[usable], mean[usable])
+    if slope is not None and np.isfinite(slope) and usable.sum() >= 2:
+        anchor = np.exp(np.mean(np.log(mean[usable])) - slope * np.mean(np.log(x[usable])))
+        text = f"fit: slope {slope:.2f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval is not None else "")
+        ax.loglog(xs, anchor * xs**slope, "-", color="C0", lw=1.5, zorder=2, label=text)
     if reference is not None:
-        ax.loglog(xs, y[0] * (xs / x[0]) ** reference, ":", color="gray", label=f"slope {reference}")
+        ax.loglog(xs, mean[0] * (xs / x[0]) ** reference, ":", color="k", lw=1.5, zorder=2,
+                  label=f"theory: slope {reference:g}")  # fmt: skip
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

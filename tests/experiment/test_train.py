@@ -55,6 +55,22 @@ def test_vmapped_sweep_equals_a_loop_of_single_runs(setup):
         np.testing.assert_allclose(sweep.ntk_top[i], single.ntk_top, rtol=1e-10)
 
 
+def test_runs_in_groups_equal_runs_all_at_once(setup):
+    # run_batch=2 on 5 runs: groups of 2, 2 and a remainder of 1, inside one program; SGD keys per run
+    d, net, _ = setup
+    keys = jax.random.split(jax.random.PRNGKey(3), 5)
+    stacked = jax.tree.map(lambda *p: jnp.stack(p), *[net.init(k, 64) for k in keys])
+    config = TrainConfig(steps=30, record_every=10, batch_size=8, n_eigs=0)
+    kwargs = dict(learning_rate=jnp.linspace(0.01, 0.05, 5), l2=jnp.linspace(0.0, 0.2, 5), key=keys)
+    together = train_sweep(net.apply_fn, stacked, d, config, devices=[jax.devices()[0]], **kwargs)
+    grouped = train_sweep(net.apply_fn, stacked, d, config, devices=[jax.devices()[0]], run_batch=2, **kwargs)
+    np.testing.assert_allclose(grouped.train_loss, together.train_loss, rtol=SAME_ALGORITHM_RTOL)
+    for a, b in zip(jax.tree.leaves(grouped.final_params), jax.tree.leaves(together.final_params)):
+        np.testing.assert_allclose(a, b, rtol=SAME_ALGORITHM_RTOL, atol=1e-14)
+    with pytest.raises(ValueError, match="run_batch"):
+        train_sweep(net.apply_fn, stacked, d, config, run_batch=0, **kwargs)
+
+
 def test_divergence_is_data_with_its_step(setup):
     d, net, params = setup
     stacked = jax.tree.map(lambda p: jnp.stack([p, p]), params)

@@ -240,3 +240,64 @@ def test_optimal_l2_is_c_over_budget():
 def test_bad_input_raises_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("k", [1.5, 2.0, 3.0, 7.0])
+def test_tabulated_route_equals_per_point_route(k):
+    # concrete k -> special.gamma_table; traced k (inside jit) -> scaled_upper_gamma at every point
+    ts = jnp.concatenate([jnp.linspace(0.0, 50.0, 101), jnp.array([1e3, 1e5, jnp.inf])])
+    gammas = jnp.array([0.0, 1e-6, 3e-3, 0.7, 40.0, 2e4, 1e8])
+    fast = l2h.mode_coefficients(ts, gammas, l2=0.01, k=k)
+    direct = jax.jit(lambda kk: l2h.mode_coefficients(ts, gammas, l2=0.01, k=kk))(k)
+    for got, want in zip(fast, direct):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-14)
+
+
+def test_gd_solution_is_exact_gd_on_a_linear_model_for_k1():
+    # f = Jθ is 1-homogeneous with a constant kernel JJᵀ: GD with L2 on θ gives the recursion exactly
+    rng = np.random.default_rng(0)
+    n, m, P = 6, 3, 40
+    J, Jx = rng.normal(size=(n, P)) / np.sqrt(P), rng.normal(size=(m, P)) / np.sqrt(P)
+    theta = rng.normal(size=P)
+    y = rng.normal(size=(n, 1))
+    eta, lam, steps = 0.3, 0.05, np.array([0, 1, 7, 40])
+    sol = l2h.gd_solution(steps, J @ J.T, y, (J @ theta)[:, None], learning_rate=eta, l2=lam, k=1.0,
+                          ntk_test_train=Jx @ J.T, f0_test=(Jx @ theta)[:, None])  # fmt: skip
+    th, f, ft = theta.copy(), [], []
+    for s in range(steps.max() + 1):
+        f.append(J @ th), ft.append(Jx @ th)
+        th = (1 - eta * lam) * th - eta * J.T @ (J @ th - y[:, 0])
+    np.testing.assert_allclose(np.asarray(sol.f_train)[:, :, 0], np.array(f)[steps], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(sol.f_test)[:, :, 0], np.array(ft)[steps], rtol=1e-12, atol=1e-13)
+
+
+def test_gd_solution_tends_to_eq3_linearly_in_the_step():
+    # at fixed t the recursion differs from gradient flow (eq. 3) by O(η): halving η halves the gap
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(8, 8))
+    ntk, y, f0 = a @ a.T / 8, rng.normal(size=8), 0.3 * rng.normal(size=8)
+    xt = rng.normal(size=(3, 8)) @ a.T / 8
+    t_end, lam = 4.0, 0.2
+    gaps = []
+    for eta in (0.02, 0.01, 0.005):
+        steps = np.arange(0, int(round(t_end / eta)) + 1, int(round(0.5 / eta)))
+        gd = l2h.gd_solution(steps, ntk, y, f0, learning_rate=eta, l2=lam, k=2.0, ntk_test_train=xt, f0_test=f0[:3])
+        flow = l2h.mse_solution(eta * steps, ntk, y, f0, l2=lam, k=2.0, ntk_test_train=xt, f0_test=f0[:3])
+        gaps.append(max(float(jnp.max(jnp.abs(gd.f_train - flow.f_train))), float(jnp.max(jnp.abs(gd.f_test - flow.f_test)))))
+    ratios = np.array(gaps[:-1]) / np.array(gaps[1:])
+    np.testing.assert_allclose(ratios, 2.0, rtol=0.05)  # first order in η
+    assert gaps[-1] < 1e-2
+
+
+def test_gd_solution_equals_the_recursion_on_the_full_kernel_matrix():
+    # a second route: the recursion iterated on (n, n) matrices in numpy, no eigendecomposition
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(5, 5))
+    ntk, y, f0 = a @ a.T / 5, rng.normal(size=5), rng.normal(size=5)
+    eta, lam, k = 0.1, 0.3, 3.0
+    sol = l2h.gd_solution(np.array([0, 3, 50]), ntk, y, f0, learning_rate=eta, l2=lam, k=k)
+    f, out = f0.copy(), []
+    for s in range(51):
+        out.append(f.copy())
+        f = (1 - eta * lam) ** k * f - eta * (1 - eta * lam) ** (k - 1) * (1 - eta * lam) ** (2 * (k - 1) * s) * ntk @ (f - y)
+    np.testing.assert_allclose(np.asarray(sol.f_train)[:, :, 0], np.array(out)[[0, 3, 50]], rtol=1e-12, atol=1e-14)

@@ -25,13 +25,14 @@ import numpy as np
 
 from .._checks import check_int, check_psd_kernel, check_range, check_shape, concrete, warn_if_float32
 from .solution import FunctionSpaceSolution
-from .special import exprel, scaled_upper_gamma
+from .special import exprel, gamma_table, scaled_upper_gamma, scaled_upper_gamma_tabulated
 
 __all__ = [
     "kernel_decay",
     "mode_coefficients",
     "mode_solution",
     "mse_solution",
+    "gd_solution",
     "fixed_point",
     "training_loss",
     "loss_minimum_time",
@@ -69,9 +70,36 @@ def kernel_decay(ts, gamma0, *, l2, k):
     return gamma0 * jnp.exp(-2.0 * (k - 1.0) * l2 * t)
 
 
-@jax.jit
 def _coefficients(t, gamma, l2, k):
-    """(decay, a_excess, b) with decay = e^{-kλt}, A = decay + a_excess, f = A f0 + B y (eq. 3)."""
+    """(decay, a_excess, b) with decay = e^{-kλt}, A = decay + a_excess, f = A f0 + B y (eq. 3).
+
+    For a concrete k (the usual case; λ may be traced) H(p, ·) is evaluated from a Chebyshev table
+    for the one order p = (k-2)/(2(k-1)) (`special.gamma_table`, ~25x faster), and only the branch
+    that applies (linear model or eq. 3) is computed when k and λ are known; for a traced k (grad or
+    vmap over k) H is evaluated by `special.scaled_upper_gamma` at every point.
+    """
+    k_value, l2_value = concrete(k), concrete(l2)
+    if k_value is None or k_value.ndim != 0 or not np.isfinite(k_value) or k_value < 1.0:
+        return _coefficients_jit(t, gamma, l2, k, None, "mixed")
+    k_value = float(k_value)
+    known_l2 = l2_value is not None and l2_value.ndim == 0
+    if k_value == 1.0 or (known_l2 and l2_value == 0.0):
+        return _coefficients_jit(t, gamma, l2, k, None, "linear")
+    table = gamma_table((k_value - 2.0) / (2.0 * (k_value - 1.0)))
+    return _coefficients_jit(t, gamma, l2, k, table, "general" if known_l2 else "mixed")
+
+
+@partial(jax.jit, static_argnames=("branches",))
+def _coefficients_jit(t, gamma, l2, k, table, branches):
+    """`branches`: "linear" (k = 1 or λ = 0 known), "general" (k > 1 and λ > 0 known) or "mixed"."""
+    if table is None:
+        scaled_gamma = scaled_upper_gamma
+    else:
+
+        def scaled_gamma(p, log_u, log_scale=0.0):
+            del p  # the table's own order
+            return scaled_upper_gamma_tabulated(table, log_u, log_scale)
+
     gamma_mode = jnp.asarray(gamma, dtype=float)
     active_mode = gamma_mode > 0
     t, gamma = jnp.broadcast_arrays(jnp.asarray(t, dtype=float), gamma_mode)
@@ -80,37 +108,39 @@ def _coefficients(t, gamma, l2, k):
     at_infinity = jnp.isinf(t)
     t = jnp.where(at_infinity, 0.0, t)
     decay = jnp.exp(-k * l2 * t)
-
-    # Linear model (k = 1, or no L2): rate r = gamma + k*lambda.
-    rate = gamma + k * l2
-    lin_excess = decay * jnp.expm1(-gamma * t)
-    lin_b = gamma * t * exprel(-rate * t)
-    lin_b_inf = jnp.where(rate > 0, gamma / jnp.where(rate > 0, rate, 1.0), 0.0)
-
-    # k > 1 with lambda > 0 (eq. 3 through the scaled incomplete gamma function).
     linear = (k == 1.0) | (l2 == 0.0)
-    active = (~linear) & (gamma > 0)
-    c = 2.0 * jnp.where(linear, 1.0, k - 1.0) * jnp.where(linear, 1.0, l2)
-    p = (jnp.where(linear, 3.0, k) - 2.0) / (2.0 * jnp.where(linear, 2.0, k - 1.0))
-    g = jnp.where(active, gamma, 1.0)
-    u0 = g / c
-    log_u0 = jnp.log(g) - jnp.log(c)
-    shift = u0 * jnp.expm1(-c * t)  # u(t) - u0, exact for small ct
-    gen_a = jnp.exp(shift - k * l2 * t)
-    h_t = scaled_upper_gamma(p, log_u0 - c * t, log_scale=jnp.log(u0) - c * t)  # u0 e^{-ct} H(p, u_t)
-    # u0 A H(p, u0): H(p, u0) depends on the mode only, so it is evaluated once per mode
-    h_0 = scaled_upper_gamma(p, jnp.log(jnp.where(active_mode, gamma_mode, 1.0)) - jnp.log(c))
-    gen_b = h_t - u0 * gen_a * h_0
-    gen_excess = decay * jnp.expm1(shift)
-    gen_b = jnp.where(active, gen_b, 0.0)
-    gen_excess = jnp.where(active, gen_excess, 0.0)
 
-    excess = jnp.where(linear, lin_excess, gen_excess)
-    b = jnp.where(linear, lin_b, gen_b)
+    if branches != "general":  # linear model (k = 1, or no L2): rate r = gamma + k*lambda.
+        rate = gamma + k * l2
+        lin_excess = decay * jnp.expm1(-gamma * t)
+        lin_b = gamma * t * exprel(-rate * t)
+        lin_b_inf = jnp.where(rate > 0, gamma / jnp.where(rate > 0, rate, 1.0), 0.0)
+    if branches != "linear":  # k > 1 with lambda > 0 (eq. 3 through the scaled incomplete gamma function)
+        active = (~linear) & (gamma > 0)
+        c = 2.0 * jnp.where(linear, 1.0, k - 1.0) * jnp.where(linear, 1.0, l2)
+        p = (jnp.where(linear, 3.0, k) - 2.0) / (2.0 * jnp.where(linear, 2.0, k - 1.0))
+        g = jnp.where(active, gamma, 1.0)
+        u0 = g / c
+        log_u0 = jnp.log(g) - jnp.log(c)
+        shift = u0 * jnp.expm1(-c * t)  # u(t) - u0, exact for small ct
+        gen_a = jnp.exp(shift - k * l2 * t)
+        h_t = scaled_gamma(p, log_u0 - c * t, log_scale=jnp.log(u0) - c * t)  # u0 e^{-ct} H(p, u_t)
+        # u0 A H(p, u0): H(p, u0) depends on the mode only, so it is evaluated once per mode
+        h_0 = scaled_gamma(p, jnp.log(jnp.where(active_mode, gamma_mode, 1.0)) - jnp.log(c))
+        gen_b = jnp.where(active, h_t - u0 * gen_a * h_0, 0.0)
+        gen_excess = jnp.where(active, decay * jnp.expm1(shift), 0.0)
+
+    if branches == "linear":
+        excess, b, b_inf = lin_excess, lin_b, lin_b_inf
+    elif branches == "general":
+        excess, b, b_inf = gen_excess, gen_b, 0.0
+    else:
+        excess = jnp.where(linear, lin_excess, gen_excess)
+        b = jnp.where(linear, lin_b, gen_b)
+        b_inf = jnp.where(linear, lin_b_inf, 0.0)
     # t = inf: linear model -> fixed point, k > 1 -> 0 (Thm 2).
     decay_inf = jnp.where(k * l2 > 0, 0.0, 1.0)
     excess_inf = jnp.where(linear & (gamma > 0), -decay_inf, 0.0)
-    b_inf = jnp.where(linear, lin_b_inf, 0.0)
     return (
         jnp.where(at_infinity, decay_inf, decay),
         jnp.where(at_infinity, excess_inf, excess),
@@ -246,6 +276,80 @@ def mse_solution(ts, ntk_train, y_train, f0_train, *, l2, k, ntk_test_train=None
         driven = excess[..., None] * f0_m[None] + b[..., None] * y_m[None]  # f_a(t) - e^{-k l2 t} f_a(0)
         f_test = decay[:, :1, None] * f0_x[None] + jnp.einsum("xi,ia,tac->txc", ntk_xt, vecs * inv[None, :], driven)
     return FunctionSpaceSolution(ts=ts, f_train=f_train, f_test=f_test)
+
+
+def gd_solution(steps, ntk_train, y_train, f0_train, *, learning_rate, l2, k, ntk_test_train=None, f0_test=None):
+    """Gradient *descent* (step η) on a wide k-homogeneous network with L2, in function space.
+
+    The discrete-time counterpart of eq. 1 (L2 paper), derived in docs/theory_l2.md: GD with L2 is
+    $\\theta_{s+1} = (1-\\eta\\lambda)\\theta_s - \\eta\\nabla L$; by homogeneity
+    $f(c\\theta) = c^k f(\\theta)$ and $\\Theta(c\\theta) = c^{2(k-1)}\\Theta(\\theta)$, and to first order
+    in the gradient step (exact at infinite width, where the kernel moves only through the L2 scaling)
+    $$ f_{s+1} = (1-\\eta\\lambda)^k f_s - \\eta(1-\\eta\\lambda)^{k-1} q^s\\,\\Theta_0 (f_s - y),
+       \\qquad q = (1-\\eta\\lambda)^{2(k-1)}, $$
+    and at a test point $x$ the same with $\\Theta_0(x, X)$. As $\\eta \\to 0$ at fixed $t = \\eta s$ it
+    becomes eq. 1 (solved by `mse_solution`), with an O(η) difference; this is the theory to hold GD
+    at a finite step against, so that the discretisation is not mistaken for a width effect.
+
+    Args:
+        steps: (S,) non-negative integer steps at which to report (any order, repeats allowed).
+        ntk_train, y_train, f0_train, ntk_test_train, f0_test: as in `mse_solution`.
+        learning_rate: $\\eta > 0$ with $\\eta\\lambda < 1$.
+        l2: $\\lambda \\ge 0$. k: degree of homogeneity $k \\ge 1$.
+
+    Returns:
+        `FunctionSpaceSolution` with ts = η·steps, f_train (S, n, C) and f_test (S, m, C) or None.
+    """
+    warn_if_float32("l2_homogeneous.gd_solution", "the recursion is accurate to ~1e-6 instead of 1e-12")
+    _check_l2_k(l2, k)
+    check_range("learning_rate", learning_rate, low=0.0, low_open=True, meaning="step size eta > 0")
+    if float(learning_rate) * float(l2) >= 1.0:
+        raise ValueError(f"`learning_rate` * `l2` must be < 1 (GD's L2 factor 1 - eta*lambda > 0); got {learning_rate} * {l2}")
+    steps_np = np.asarray(steps)
+    if steps_np.ndim != 1 or not np.issubdtype(steps_np.dtype, np.integer) or np.any(steps_np < 0):
+        raise ValueError(f"`steps` must be a 1-D array of integers >= 0; got {steps!r:.80}")
+    check_psd_kernel("ntk_train", ntk_train)
+    ntk_train = jnp.asarray(ntk_train, dtype=float)
+    n = ntk_train.shape[0]
+    y = _as_2d("y_train", y_train, n)
+    f0 = _as_2d("f0_train", f0_train, n)
+    check_shape("f0_train", f0, y.shape, other="y_train")
+    ntk_xt = f0_x = None
+    if ntk_test_train is not None:
+        if f0_test is None:
+            raise ValueError("`f0_test` is required with `ntk_test_train` (the network's initial test outputs)")
+        ntk_xt = jnp.asarray(ntk_test_train, dtype=float)
+        check_shape("ntk_test_train", ntk_xt, (None, n), other=f"the training set's n={n}")
+        f0_x = _as_2d("f0_test", f0_test, ntk_xt.shape[0])
+        check_shape("f0_test", f0_x, (ntk_xt.shape[0], y.shape[1]), other=f"{y.shape[1]} outputs like y_train")
+    gamma, vecs = jnp.linalg.eigh(ntk_train)
+    gamma = jnp.clip(gamma, 0.0)
+    last = int(steps_np.max()) if steps_np.size else 0
+    f_modes, g_modes = _gd_modes(gamma, vecs.T @ y, vecs.T @ f0, float(learning_rate), float(l2), float(k), last + 1)
+    idx = jnp.asarray(steps_np)
+    f_train = jnp.einsum("ia,sac->sic", vecs, f_modes[idx])
+    f_test = None
+    if ntk_xt is not None:
+        shrink = (1.0 - learning_rate * l2) ** (k * idx.astype(float))  # (1 - ηλ)^{k s}
+        f_test = shrink[:, None, None] * f0_x[None] - jnp.einsum("xi,ia,sac->sxc", ntk_xt, vecs, g_modes[idx])
+    return FunctionSpaceSolution(ts=learning_rate * jnp.asarray(steps_np, dtype=float), f_train=f_train, f_test=f_test)
+
+
+@partial(jax.jit, static_argnums=6)
+def _gd_modes(gamma, y_m, f0_m, eta, l2, k, length):
+    """Mode coordinates f_s and the test-point accumulator g_s (f_test = a^s f0 - Θ(x,X) V g_s) for s < length."""
+    a = (1.0 - eta * l2) ** k
+    c0 = eta * (1.0 - eta * l2) ** (k - 1.0)
+    q = (1.0 - eta * l2) ** (2.0 * (k - 1.0))
+
+    def body(carry, s):
+        f, g = carry
+        c = c0 * q**s
+        r = f - y_m
+        return (a * f - c * gamma[:, None] * r, a * g + c * r), (f, g)
+
+    _, (fs, gs) = jax.lax.scan(body, (f0_m, jnp.zeros_like(f0_m)), jnp.arange(length, dtype=float))
+    return fs, gs
 
 
 def fixed_point(ntk_train, y_train, *, l2, ntk_test_train=None):

@@ -16,19 +16,21 @@ NAME = "oscillatory_spiral"
 TITLE = "Dynamical loss on the spiral: bifurcations vs λ_max(H) crossing 2/η; (T, A) phase diagram"
 CLAIM = (
     "Training with oscillating class weights drives the top Hessian eigenvalue of F across the GD "
-    "stability threshold 2/η; accuracy jumps (bifurcations) follow such crossings far more often "
-    "than random times do. Lanczos gives the top Hessian eigenvalue of the trained net to 1e-6. The "
-    "(T, A) phase diagram of final accuracy (oscillation off for the last 3T steps) is reported against "
-    "the A = 1 baseline, for the paper's width and an under-parameterised one."
+    "stability threshold 2/η; accuracy jumps (bifurcations) follow such crossings more often than "
+    "times at the same phase of the weight cycle do (the null: both are locked to Γ(t), so the null "
+    "keeps the phase and moves the cycle). Lanczos gives the top Hessian eigenvalue of the trained net "
+    "to 1e-6. The (T, A) phase diagram of final accuracy (oscillation off for the last 3T steps) is "
+    "measured over seeds against the A = 1 baseline, for the paper's width and an under-parameterised one."
 )
 
 SIZES = {
     # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
-    "smoke": dict(per_class=10, width=16, small=8, period=20, amplitude=70.0, periods=3, record=5, diagram_periods=(10,), diagram_amplitudes=(1.0, 70.0)),
-    "default": dict(per_class=100, width=100, small=16, period=200, amplitude=70.0, periods=20, record=25,
-                    diagram_periods=(50, 200), diagram_amplitudes=(1.0, 10.0, 70.0)),
-    "paper": dict(per_class=100, width=100, small=16, period=5000, amplitude=70.0, periods=10, record=25,
-                  diagram_periods=(500, 2000, 5000), diagram_amplitudes=(1.0, 10.0, 30.0, 70.0)),
+    "smoke": dict(per_class=10, width=16, small=8, period=20, amplitude=70.0, periods=3, record=5, seeds=2,
+                  diagram_periods=(10,), diagram_amplitudes=(1.0, 70.0), diagram_seeds=2),
+    "default": dict(per_class=100, width=100, small=16, period=200, amplitude=70.0, periods=20, record=25, seeds=4,
+                    diagram_periods=(50, 200), diagram_amplitudes=(1.0, 10.0, 70.0), diagram_seeds=5),
+    "paper": dict(per_class=100, width=100, small=16, period=5000, amplitude=70.0, periods=10, record=25, seeds=8,
+                  diagram_periods=(500, 2000, 5000), diagram_amplitudes=(1.0, 10.0, 30.0, 70.0), diagram_seeds=8),
 }  # fmt: skip
 
 
@@ -39,6 +41,20 @@ def _preceding_lag(events, crossings):
         before = crossings[crossings <= e]
         lags.append(e - before.max() if before.size else np.inf)
     return np.asarray(lags, dtype=float)
+
+
+def _events(acc, top, threshold, cycle):
+    """One seed's bifurcations (accuracy jumps of 5 points between records), up-crossings of 2/η by
+    λ_max(H), the share of bifurcations within one record after an up-crossing, and the same share
+    for the phase-matched null: every bifurcation moved by a whole number of weight cycles."""
+    jumps = np.where(np.abs(np.diff(acc)) >= 0.05)[0] + 1
+    up = np.where((top[1:] > threshold) & (top[:-1] <= threshold))[0] + 1
+    share = float(np.mean(_preceding_lag(jumps, up) <= 1)) if len(jumps) and len(up) else np.nan
+    moved = np.array([j + c * cycle for j in jumps for c in range(-len(acc) // cycle, len(acc) // cycle + 1) if c != 0
+                      and 1 <= j + c * cycle < len(acc)], dtype=int)  # fmt: skip
+    share_null = float(np.mean(_preceding_lag(moved, up) <= 1)) if len(moved) and len(up) else np.nan
+    return {"jumps": float(len(jumps)), "crossings": float(len(up)), "share": share, "share_null": share_null,
+            "jump_records": jumps}  # fmt: skip
 
 
 def run(ctx: harness.Context):
@@ -53,35 +69,36 @@ def run(ctx: harness.Context):
     off = 3 * period * cfg["periods"]
     steps = off + 3 * period
     net = networks.mlp((cfg["width"],), 3, b_std=1.0, parameterization="standard")  # 603 parameters, as the paper
-    params = net.init(jax.random.PRNGKey(1), 2)
+    seeds = cfg["seeds"]
+    inits = [net.init(jax.random.PRNGKey(1 + s_), 2) for s_ in range(seeds)]
+    params = inits[0]
 
     def weights(step, args):
         return schedules.class_weights(step, n_classes=3, period=args[0], amplitude=args[1], off_after=off)[labels]
 
     def compute():
-        stacked = jax.tree.map(lambda p: jnp.broadcast_to(p, (2,) + p.shape), params)
+        # runs 0..seeds-1: A = amp from each seed's init; run `seeds`: A = 1 from seed 0's init
+        stacked = jax.tree.map(lambda *p: jnp.stack(p), *inits, inits[0])
         config = TrainConfig(steps=steps, record_every=cfg["record"], loss="cross_entropy", n_eigs=0, n_hessian_eigs=3)
-        args = jnp.array([[period, amp], [period, 1.0]])
-        res = train_sweep(net.apply_fn, stacked, d, config, learning_rate=jnp.full(2, eta_mean / n), sample_weights=weights,
-                          sample_weight_args=args, progress=True)  # fmt: skip
+        args = jnp.array([[period, amp]] * seeds + [[period, 1.0]])
+        res = train_sweep(net.apply_fn, stacked, d, config, learning_rate=jnp.full(seeds + 1, eta_mean / n),
+                          sample_weights=weights, sample_weight_args=args, progress="oscillatory_spiral")  # fmt: skip
         return {"steps": res.steps, "F": res.weighted_loss, "ce": res.train_loss, "acc": res.train_accuracy,
                 "hessian": res.hessian_top, "final": ravel_pytree(jax.tree.map(lambda p: p[0], res.final_params))[0]}  # fmt: skip
 
     run = ctx.store.cached(
-        f"oscillatory_spiral_T{period}_A{amp}_p{cfg['periods']}_w{cfg['width']}_r{cfg['record']}", compute
+        f"oscillatory_spiral_T{period}_A{amp}_p{cfg['periods']}_w{cfg['width']}_r{cfg['record']}_s{seeds}", compute
     )
-    acc, h = run["acc"][0], run["hessian"][0] / n  # Hessian of the mean loss F/N
     threshold = 2.0 / eta_mean
-    jumps = np.where(np.abs(np.diff(acc)) >= 0.05)[0] + 1  # bifurcations: accuracy jumps of 5 points between records
-    up = np.where((h[1:, 0] > threshold) & (h[:-1, 0] <= threshold))[0] + 1  # λ_max crosses 2/η upwards
-    lags = _preceding_lag(jumps, up)
-    random_times = np.random.default_rng(0).integers(1, len(acc), 4000)
-    lags_random = _preceding_lag(random_times, up)
-    share = np.mean(lags <= 1) if len(lags) else np.nan
-    share_random = np.mean(lags_random <= 1) if len(lags_random) else np.nan
-    finite_lags = lags[np.isfinite(lags)] if len(lags) else np.array([])
-    median_lag = np.median(finite_lags) * cfg["record"] if finite_lags.size else np.nan
-    no_events = "no bifurcations or no up-crossings at this size"
+    cycle = 3 * period // cfg["record"]  # records per cycle of the weights (C = 3 periods)
+    oscillating = off // cfg["record"]  # records before the oscillation is switched off
+    per_seed = [_events(run["acc"][s_][:oscillating], run["hessian"][s_][:oscillating, 0] / n, threshold, cycle)
+                for s_ in range(seeds)]  # fmt: skip
+    stat = {name: np.array([ps[name] for ps in per_seed]) for name in per_seed[0] if name != "jump_records"}
+    acc, h = run["acc"][0], run["hessian"][0] / n  # seed 0, for the figure; Hessian of the mean loss F/N
+    up = np.where((h[1:, 0] > threshold) & (h[:-1, 0] <= threshold))[0] + 1
+    defined = np.isfinite(stat["share"]) & np.isfinite(stat["share_null"])
+    no_events = f"bifurcations and up-crossings in only {defined.sum()} of {seeds} seeds; a longer run decides it"
     # Lanczos vs dense at the end of the oscillating run
     _, unravel = ravel_pytree(params)
     final = unravel(jnp.asarray(run["final"]))
@@ -93,12 +110,20 @@ def run(ctx: harness.Context):
         order: np.asarray(spectra.hessian_top_eigenvalues(f_mean, final, k=3, order=order, key=jax.random.PRNGKey(7)))
         for order in (10, 20)
     }
+    diff = stat["share"][defined] - stat["share_null"][defined]
+
+    def over_seeds(label, values, **kw):
+        if defined.sum() < 3:  # too few seeds with events for an interval
+            return harness.check(label, float(np.mean(values)) if values.size else np.nan, inconclusive=no_events, **kw)
+        return harness.seed_check(label, values, **kw)
+
     result.checks += [
-        harness.check("up-crossings of 2/η by λ_max(H) during the oscillating phase", len(up), above=5),
-        harness.check("share of bifurcations within one record (25 steps) after an up-crossing", share, above=share_random + 0.2,
-                      note=f"{len(jumps)} bifurcations; median lag {median_lag:.0f} steps", undefined=no_events),
-        harness.check("control: the same share for random times", share_random, below=share, kind="control",
-                      undefined=no_events),
+        harness.seed_check("up-crossings of 2/η by λ_max(H) during the oscillating phase, per seed", stat["crossings"],
+                           above=5.0),
+        over_seeds(f"share of bifurcations within one record ({cfg['record']} steps) after an up-crossing",
+                   stat["share"][defined], above=0.0, note=f"{int(stat['jumps'].sum())} bifurcations over {seeds} seeds"),
+        over_seeds("control: that share minus the same share at phase-matched times in other cycles", diff, above=0.0,
+                   kind="control", note="null: each bifurcation moved by whole weight cycles, so its phase in Γ(t) is kept"),
         harness.check("Lanczos (order 20) vs dense Hessian of the trained net, top eigenvalue, rel.",
                       abs(lanczos[20][0] / dense[0] - 1), below=1e-6,
                       note=f"order 10: {abs(lanczos[10][0] / dense[0] - 1):.1e} (order 10 at init: see oscillatory_linearized)"),
@@ -107,57 +132,72 @@ def run(ctx: harness.Context):
     grid = [(T, A) for T in cfg["diagram_periods"] for A in cfg["diagram_amplitudes"]]
     diagram_steps = 3 * max(cfg["diagram_periods"]) * 20
     diagram_off = diagram_steps - 3 * max(cfg["diagram_periods"])
-    table, panels_diagram, best_gain = [], [], {}
+    table, panels_diagram = [], []
+    d_seeds = cfg["diagram_seeds"]
+    gains = {}
     for width in (cfg["width"], cfg["small"]):
         small_net = networks.mlp((width,), 3, b_std=1.0, parameterization="standard")
-        p0 = small_net.init(jax.random.PRNGKey(1), 2)
+        p0s = [small_net.init(jax.random.PRNGKey(1 + s_), 2) for s_ in range(d_seeds)]
 
         def weights_off(step, args):
             return schedules.class_weights(step, n_classes=3, period=args[0], amplitude=args[1], off_after=diagram_off)[
                 labels
             ]
 
-        def diagram(small_net=small_net, p0=p0, weights_off=weights_off):
-            stacked = jax.tree.map(lambda p: jnp.broadcast_to(p, (len(grid),) + p.shape), p0)
+        def diagram(small_net=small_net, p0s=p0s, weights_off=weights_off):
+            # run j: seed j // len(grid), (T, A) = grid[j % len(grid)]
+            stacked = jax.tree.map(lambda *p: jnp.repeat(jnp.stack(p), len(grid), axis=0), *p0s)
             config = TrainConfig(steps=diagram_steps, record_every=diagram_steps // 20, loss="cross_entropy", n_eigs=0)
-            res = train_sweep(small_net.apply_fn, stacked, d, config, learning_rate=jnp.full(len(grid), eta_mean / n),
-                              sample_weights=weights_off, sample_weight_args=jnp.asarray(grid, dtype=float))  # fmt: skip
+            res = train_sweep(small_net.apply_fn, stacked, d, config, learning_rate=jnp.full(len(grid) * d_seeds, eta_mean / n),
+                              sample_weights=weights_off, sample_weight_args=jnp.tile(jnp.asarray(grid, dtype=float), (d_seeds, 1)),
+                              progress=f"phase diagram, width {width}")  # fmt: skip
             return {"final_accuracy": res.train_accuracy[:, -1]}
 
-        ctx.log(f"  phase diagram, width {width}: {len(grid)} (T, A) pairs, one vmapped sweep of {diagram_steps} steps")
-        acc_grid = ctx.store.cached(f"oscillatory_spiral_diagram_w{width}_steps{diagram_steps}_{len(grid)}", diagram)[
-            "final_accuracy"
-        ]
-        base = {T: a for (T, A), a in zip(grid, acc_grid) if A == 1.0}
-        best_gain[width] = max(a - base[T] for (T, A), a in zip(grid, acc_grid) if A > 1.0)
-        for (T, A), a in zip(grid, acc_grid):
-            table.append(f"| {width} | {T} | {A:g} | {a:.3f} | {a - base[T]:+.3f} |")
+        ctx.log(f"  phase diagram, width {width}: {len(grid)} (T, A) pairs x {d_seeds} seeds, one vmapped sweep of {diagram_steps} steps")
+        acc_grid = ctx.store.cached(f"oscillatory_spiral_diagram_w{width}_steps{diagram_steps}_{len(grid)}_s{d_seeds}",
+                                    diagram)["final_accuracy"].reshape(d_seeds, len(grid))  # fmt: skip
+        base = np.array([[acc_grid[s_, grid.index((T, 1.0))] for (T, A) in grid] for s_ in range(d_seeds)])
+        oscillating_cells = np.array([A > 1.0 for (T, A) in grid])
+        gain = acc_grid - base  # (seeds, grid): each cell against A = 1 at the same T and seed
+        gains[width] = gain[:, oscillating_cells].mean(axis=1)  # per seed: mean gain over the oscillating cells
+        for j, (T, A) in enumerate(grid):
+            mean, lo, hi = harness.seed_interval(acc_grid[:, j])
+            g_mean, g_lo, g_hi = harness.seed_interval(gain[:, j])
+            table.append(f"| {width} | {T} | {A:g} | {mean:.3f} [{lo:.3f}, {hi:.3f}] | {g_mean:+.3f} [{g_lo:+.3f}, {g_hi:+.3f}] |")
         panels_diagram.append(
-            {"title": f"final accuracy, width {width}", "xlabel": "amplitude A", "ylabel": "train accuracy", "xscale": "log",
-             "experiment": [(f"T = {T}", [A for (TT, A) in grid if TT == T], [a for (TT, A), a in zip(grid, acc_grid) if TT == T])
-                            for T in cfg["diagram_periods"]]}
+            {"title": f"final accuracy, width {width} ({d_seeds} seeds, mean)", "xlabel": "amplitude A",
+             "ylabel": "train accuracy", "xscale": "log",
+             "experiment": [(f"T = {T}", [A for (TT, A) in grid if TT == T],
+                             [acc_grid[:, j].mean() for j, (TT, A) in enumerate(grid) if TT == T]) for T in cfg["diagram_periods"]]
+                           + [(None, [A for (TT, A) in grid if TT == T], [acc_grid[s_, j] for j, (TT, A) in enumerate(grid) if TT == T],
+                               {"color": f"C{i}", "alpha": 0.25, "lw": 0.5, "ms": 2})
+                              for i, T in enumerate(cfg["diagram_periods"]) for s_ in range(d_seeds)]}
         )  # fmt: skip
     result.checks.append(
-        harness.check(f"under-parameterised width {cfg['small']}: best final-accuracy gain of an oscillating (T, A) over A = 1",
-                      best_gain[cfg["small"]], above=0.0,
-                      note=f"width {cfg['width']}: {best_gain[cfg['width']]:+.3f} (the paper claims the benefit for small nets)")
+        harness.seed_check(f"under-parameterised width {cfg['small']}: mean final-accuracy gain of the oscillating (T, A) "
+                           "cells over A = 1 (same T, same seed)", gains[cfg["small"]], above=0.0,
+                           note=f"width {cfg['width']}: {gains[cfg['width']].mean():+.3f} (the paper claims the benefit for small nets)")
     )  # fmt: skip
     result.tables.append(
         f"SM Fig. 1 setting: spiral 3 x {cfg['per_class']}, 2 -> {cfg['width']} -> 3 ReLU with biases (standard parameterisation), "
         f"GD with η = 1 on the mean loss, T = {period}, A = {amp}, {cfg['periods']} cycles of 3 periods then plain CE for 3T. "
-        f"Final train accuracy: {run['acc'][0][-1]:.3f} (A = {amp}) vs {run['acc'][1][-1]:.3f} (A = 1). "
-        f"Bifurcations within 25 steps after an up-crossing of 2/η: {share:.2f} (random times: {share_random:.2f}).\n\n"
-        f"Phase diagram ({diagram_steps} steps, the last {3 * max(cfg['diagram_periods'])} with plain CE):\n\n"
+        f"Final train accuracy (seed 0): {run['acc'][0][-1]:.3f} (A = {amp}) vs {run['acc'][seeds][-1]:.3f} (A = 1). "
+        f"Bifurcations within {cfg['record']} steps after an up-crossing of 2/η: {np.nanmean(stat['share']):.2f} "
+        f"(phase-matched times: {np.nanmean(stat['share_null']):.2f}), means over {seeds} seeds.\n\n"
+        f"Phase diagram ({diagram_steps} steps, the last {3 * max(cfg['diagram_periods'])} with plain CE), mean [95% interval] "
+        f"over {d_seeds} seeds:\n\n"
         "| width | T | A | final accuracy | vs A = 1 |\n|---|---|---|---|---|\n" + "\n".join(table)
     )
     t = run["steps"]
     dF = np.diff(run["F"][0] / n, prepend=np.nan)
     panels = [
         {"title": "F(t) - F(t-1) (mean loss, per record)", "xlabel": "step", "ylabel": "ΔF", "experiment": [("ΔF", t, dF)]},
-        {"title": "top-3 Hessian eigenvalues of F (Lanczos)", "xlabel": "step", "ylabel": "λ", "yscale": "log",
-         "experiment": [(f"λ_{i + 1}", t, h[:, i]) for i in range(3)], "hlines": [("2/η", threshold)]},
-        {"title": "train accuracy", "xlabel": "step", "ylabel": "accuracy",
-         "experiment": [(f"A = {amp}", t, run["acc"][0]), ("A = 1", t, run["acc"][1])], "vlines": [("oscillation off", off)]},
+        {"title": "top-3 Hessian eigenvalues of F (Lanczos), seed 0", "xlabel": "step", "ylabel": "λ", "yscale": "log",
+         "experiment": [(f"λ_{i + 1}", t, h[:, i]) for i in range(3)], "hlines": [("2/η", threshold)],
+         "vlines": [("up-crossing of 2/η" if i == 0 else None, t[u]) for i, u in enumerate(up[:40])]},
+        {"title": "train accuracy, seed 0", "xlabel": "step", "ylabel": "accuracy",
+         "experiment": [(f"A = {amp}", t, run["acc"][0]), ("A = 1", t, run["acc"][seeds])],
+         "vlines": [("oscillation off", off)] + [("bifurcation" if i == 0 else None, t[j]) for i, j in enumerate(per_seed[0]["jump_records"][:40])]},
     ]  # fmt: skip
     fig = plots.curves(ctx.figure_path("oscillatory_spiral.png"), panels, title=TITLE, width=5.0)
     fig2 = plots.curves(ctx.figure_path("oscillatory_spiral_diagram.png"), panels_diagram, title="(T, A) phase diagram")

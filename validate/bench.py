@@ -484,14 +484,20 @@ def main(argv=None):
         started = time.perf_counter()
         results[name] = run()
         print(f"[bench] {name}: {time.perf_counter() - started:.0f} s", flush=True)
+    results["quick"] = bool(args.quick)
+    _write(Path(args.out), results)
+    return results
+
+
+def _write(out, results):
+    """bench.json and bench.md in `out` (ratios recomputed from the sections present)."""
     results["ratios"] = _ratios(results)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
     lines = [
         "# widenet performance suite",
         "",
-        f"{'quick' if args.quick else 'full'} size; best of {repeats} after warm-up.",
+        f"{'quick' if results.get('quick') else 'full'} size; best of {results['repeats']} after warm-up.",
         "",
     ]
     lines += ["| ratio | value | goal |", "|---|---|---|"]
@@ -511,7 +517,6 @@ def main(argv=None):
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[4 : 6 + len(results["ratios"])]))
     print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
-    return results
 
 
 if __name__ == "__main__":

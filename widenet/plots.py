@@ -58,7 +58,8 @@ def curves(path, panels, *, title=None, width=6.0):
     """Panels of curves: `panels` is a list of dicts with keys
     `title`, `xlabel`, `ylabel`, `xscale`/`yscale` (optional), `theory` and `experiment`: lists of
     (label, x, y) or (label, x, y, {matplotlib style}) (e.g. `{"color": width_colour(w)}`), and
-    `vlines`/`hlines`: lists of (label, value). Theory lines are drawn above the experiment."""
+    `vlines`/`hlines`: lists of (label, value) or (label, value, {style}). Theory lines are drawn
+    above the experiment."""
     _check_panels(panels)
     fig = Figure(figsize=(width * len(panels), 4.2))
     axes = fig.subplots(1, len(panels), squeeze=False)
@@ -67,10 +68,10 @@ def curves(path, panels, *, title=None, width=6.0):
             ax.plot(x, y, label=label, **{**_EXPERIMENT_STYLE, "zorder": 2, **(style[0] if style else {})})
         for label, x, y, *style in panel.get("theory", []):  # drawn above the data
             ax.plot(x, y, label=label, **{**_THEORY_STYLE, "zorder": 3, **(style[0] if style else {})})
-        for label, value in panel.get("vlines", []):
-            ax.axvline(value, ls="--", color="gray", lw=1, label=label)
-        for label, value in panel.get("hlines", []):
-            ax.axhline(value, ls=":", color="k", lw=1, label=label)
+        for label, value, *style in panel.get("vlines", []):
+            ax.axvline(value, **{"ls": "--", "color": "gray", "lw": 1, "label": label, **(style[0] if style else {})})
+        for label, value, *style in panel.get("hlines", []):
+            ax.axhline(value, **{"ls": ":", "color": "k", "lw": 1, "label": label, **(style[0] if style else {})})
         ax.set_xscale(panel.get("xscale", "linear"))
         ax.set_yscale(panel.get("yscale", "linear"))
         _label(ax, panel)

@@ -32,6 +32,13 @@ _SPIKE = 1.5  # a spike: the full-batch loss grows by more than 50% in one step 
 _WINDOW = 6  # steps after an onset in which its peak and its kernel drop are measured
 
 
+def _mean_defined(values):
+    """Mean of the finite values, nan (without numpy's empty-slice warning) when there are none."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def run(ctx: harness.Context):
     started = time.perf_counter()
     cfg = SIZES[ctx.size]
@@ -78,7 +85,7 @@ def run(ctx: harness.Context):
             f"in {seeds - premise.sum()} of {seeds} seeds no batch after step {burn_in} had η above its critical rate "
             "(base rate 0): after the initial catapult every batch is sub-critical, so the mechanism's premise never "
             f"occurs late at this size, and the one-step rises detected there are fluctuations of a small loss "
-            f"(PL_5/L {np.nanmean(stat['top_share']):.2f} at their peaks, no kernel drop). Deciding it needs late "
+            f"(PL_5/L {_mean_defined(stat['top_share']):.2f} at their peaks, no kernel drop). Deciding it needs late "
             "super-critical batches, i.e. progressive sharpening: narrower or longer-trained networks, not wider ones"
         )
     diverged = int(np.sum(run["diverged_at"] >= 0))

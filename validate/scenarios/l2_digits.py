@@ -127,7 +127,7 @@ def run(ctx: harness.Context):
                             {"color": plots.width_colour(w), "ms": 2.5}) for w in widths],
             "theory": [(f"k = 2, GD map (width {widest} Θ0)", row["t"], row["th2"], {"color": "k", "lw": 1.5}),
                        ("k = 1 (linear model), GD map", row["t"], row["th1"], {"color": "k", "ls": "--", "lw": 1.5})],
-            "vlines": [("t = 1/λ", 1 / l2), ("t* (eq. 3)", row["t_min_th"])],
+            "vlines": [("t = 1/λ", 1 / l2), ("t* (eq. 3)", row["t_min_th"], {"color": "C3", "ls": ":"})],
         },
         {
             "title": "test loss (seed 0)",

@@ -57,6 +57,13 @@ def _events(acc, top, threshold, cycle):
             "jump_records": jumps}  # fmt: skip
 
 
+def _mean_defined(values):
+    """Mean of the finite values, nan (without numpy's empty-slice warning) when there are none."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def run(ctx: harness.Context):
     started = time.perf_counter()
     cfg = SIZES[ctx.size]
@@ -182,8 +189,8 @@ def run(ctx: harness.Context):
         f"SM Fig. 1 setting: spiral 3 x {cfg['per_class']}, 2 -> {cfg['width']} -> 3 ReLU with biases (standard parameterisation), "
         f"GD with η = 1 on the mean loss, T = {period}, A = {amp}, {cfg['periods']} cycles of 3 periods then plain CE for 3T. "
         f"Final train accuracy (seed 0): {run['acc'][0][-1]:.3f} (A = {amp}) vs {run['acc'][seeds][-1]:.3f} (A = 1). "
-        f"Bifurcations within {cfg['record']} steps after an up-crossing of 2/η: {np.nanmean(stat['share']):.2f} "
-        f"(phase-matched times: {np.nanmean(stat['share_null']):.2f}), means over {seeds} seeds.\n\n"
+        f"Bifurcations within {cfg['record']} steps after an up-crossing of 2/η: {_mean_defined(stat['share']):.2f} "
+        f"(phase-matched times: {_mean_defined(stat['share_null']):.2f}), means over {seeds} seeds.\n\n"
         f"Phase diagram ({diagram_steps} steps, the last {3 * max(cfg['diagram_periods'])} with plain CE), mean [95% interval] "
         f"over {d_seeds} seeds:\n\n"
         "| width | T | A | final accuracy | vs A = 1 |\n|---|---|---|---|---|\n" + "\n".join(table)
@@ -197,7 +204,9 @@ def run(ctx: harness.Context):
          "vlines": [("up-crossing of 2/η" if i == 0 else None, t[u]) for i, u in enumerate(up[:40])]},
         {"title": "train accuracy, seed 0", "xlabel": "step", "ylabel": "accuracy",
          "experiment": [(f"A = {amp}", t, run["acc"][0]), ("A = 1", t, run["acc"][seeds])],
-         "vlines": [("oscillation off", off)] + [("bifurcation" if i == 0 else None, t[j]) for i, j in enumerate(per_seed[0]["jump_records"][:40])]},
+         "vlines": [("oscillation off", off, {"color": "k", "ls": "-", "lw": 1.5})]
+                   + [("bifurcation" if i == 0 else None, t[j], {"color": "C3", "lw": 0.6, "ls": ":"})
+                      for i, j in enumerate(per_seed[0]["jump_records"][:40])]},
     ]  # fmt: skip
     fig = plots.curves(ctx.figure_path("oscillatory_spiral.png"), panels, title=TITLE, width=5.0)
     fig2 = plots.curves(ctx.figure_path("oscillatory_spiral_diagram.png"), panels_diagram, title="(T, A) phase diagram")

@@ -256,7 +256,7 @@ def train_sweep(
             vmapped within a group and the groups in sequence inside the same compiled program
             (`jax.lax.map(..., batch_size=b)`), with identical updates. On a CPU with wide networks a
             small b keeps a group's activations in cache: at width 512 on 2 cores, 16 runs vmapped
-            at once take ~1.15x the time of 16 separate calls and groups of 2-4 ~0.95x
+            at once took 1.4x the time of 16 separate `train` calls and groups of 4 0.77x
             (docs/performance.md). One device only.
 
     Returns:
@@ -489,7 +489,7 @@ def _engine(apply_fn, config, learning_rate_fn, l2_fn, weights_fn, observables, 
         return jax.lax.scan(one_record, carry, jnp.arange(n_records))
 
     if run_batch is None:
-        run = jax.jit(jax.vmap(records, in_axes=(0, 0, None, None, None)), static_argnums=4)
+        run = jax.jit(_over_runs(records, in_axes=(0, 0, None, None, None)), static_argnums=4)
     else:  # groups of `run_batch` runs, vmapped within a group, the groups in sequence
 
         def grouped(hyper, carry, arrays, start, n_records):
@@ -499,8 +499,23 @@ def _engine(apply_fn, config, learning_rate_fn, l2_fn, weights_fn, observables, 
             return jax.lax.map(one_run, (hyper, carry), batch_size=run_batch)
 
         run = jax.jit(grouped, static_argnums=4)
-    observe_all = jax.jit(jax.vmap(observe, in_axes=(0, 0, None, None)))
+    observe_all = jax.jit(_over_runs(observe, in_axes=(0, 0, None, None)))
     return _Engine(run=run, observe=observe_all)
+
+
+def _over_runs(fn, in_axes):
+    """`fn` vmapped over the run axis of its first two arguments (hyper, carry), except for a single
+    run, which is traced without the axis and given it back: XLA's CPU products with a batch of 1
+    are slower than plain ones (a 2000-step run at width 512: 1.6x, docs/performance.md)."""
+    batched = jax.vmap(fn, in_axes=in_axes)
+
+    def call(hyper, carry, *rest):
+        if jax.tree.leaves(carry)[0].shape[0] != 1:
+            return batched(hyper, carry, *rest)
+        first = jax.tree.map(lambda a: a[0], (hyper, carry))
+        return jax.tree.map(lambda a: a[None], fn(*first, *rest))
+
+    return call
 
 
 _REPORT_EVERY = 5.0  # seconds between progress lines

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import jax
 
+__all__ = ["FunctionSpaceSolution"]
+
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)

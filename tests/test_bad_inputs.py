@@ -400,6 +400,7 @@ def _cases(tmp):
         "widenet.theory.special.exprel": [("string", lambda: special.exprel("1"), "z")],
         "widenet.theory.special.gamma_table": [
             ("p above 1/2", lambda: special.gamma_table(0.75), "p"),
+            ("p below the tabulated orders", lambda: special.gamma_table(-2e4), "p"),
             ("p nan", lambda: special.gamma_table(np.nan), "p"),
             ("p a vector", lambda: special.gamma_table(np.zeros(2)), "p"),
         ],

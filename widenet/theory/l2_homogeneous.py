@@ -25,7 +25,7 @@ import numpy as np
 
 from .._checks import check_int, check_psd_kernel, check_range, check_shape, concrete, warn_if_float32
 from .solution import FunctionSpaceSolution
-from .special import exprel, gamma_table, scaled_upper_gamma, scaled_upper_gamma_tabulated
+from .special import TABLE_MIN_ORDER, exprel, gamma_table, scaled_upper_gamma, scaled_upper_gamma_tabulated
 
 __all__ = [
     "kernel_decay",
@@ -85,7 +85,8 @@ def _coefficients(t, gamma, l2, k):
     known_l2 = l2_value is not None and l2_value.ndim == 0
     if k_value == 1.0 or (known_l2 and l2_value == 0.0):
         return _coefficients_jit(t, gamma, l2, k, None, "linear")
-    table = gamma_table((k_value - 2.0) / (2.0 * (k_value - 1.0)))
+    order = (k_value - 2.0) / (2.0 * (k_value - 1.0))
+    table = gamma_table(order) if order >= TABLE_MIN_ORDER else None  # k within 5e-5 of 1: per point
     return _coefficients_jit(t, gamma, l2, k, table, "general" if known_l2 else "mixed")
 
 
@@ -225,6 +226,27 @@ def _as_2d(name, y, n):
     return y
 
 
+def _modes_of(ntk_train, y_train, f0_train, ntk_test_train, f0_test):
+    """Checked inputs of the function-space solutions and the eigendecomposition of the kernel:
+    (y (n, C), f0 (n, C), Θ(x, X) (m, n) or None, f0 at x (m, C) or None, γ (n,) >= 0, vectors)."""
+    check_psd_kernel("ntk_train", ntk_train)
+    ntk_train = jnp.asarray(ntk_train, dtype=float)
+    n = ntk_train.shape[0]
+    y = _as_2d("y_train", y_train, n)
+    f0 = _as_2d("f0_train", f0_train, n)
+    check_shape("f0_train", f0, y.shape, other="y_train")
+    ntk_xt = f0_x = None
+    if ntk_test_train is not None:
+        if f0_test is None:
+            raise ValueError("`f0_test` is required with `ntk_test_train` (the network's initial test outputs)")
+        ntk_xt = jnp.asarray(ntk_test_train, dtype=float)
+        check_shape("ntk_test_train", ntk_xt, (None, n), other=f"the training set's n={n}")
+        f0_x = _as_2d("f0_test", f0_test, ntk_xt.shape[0])
+        check_shape("f0_test", f0_x, (ntk_xt.shape[0], y.shape[1]), other=f"{y.shape[1]} outputs like y_train")
+    gamma, vecs = jnp.linalg.eigh(ntk_train)
+    return y, f0, ntk_xt, f0_x, jnp.clip(gamma, 0.0), vecs  # clip: round-off negatives of a PSD kernel
+
+
 def mse_solution(ts, ntk_train, y_train, f0_train, *, l2, k, ntk_test_train=None, f0_test=None, rcond=1e-12):
     """Whole function-space MSE solution of eq. 1 on train and test points, in closed form.
 
@@ -250,27 +272,14 @@ def mse_solution(ts, ntk_train, y_train, f0_train, *, l2, k, ntk_test_train=None
     """
     warn_if_float32("l2_homogeneous.mse_solution", "the closed form (eq. 3) is accurate to ~1e-6 instead of 1e-10")
     _check_l2_k(l2, k)
-    check_psd_kernel("ntk_train", ntk_train)
-    ntk_train = jnp.asarray(ntk_train, dtype=float)
-    n = ntk_train.shape[0]
-    y = _as_2d("y_train", y_train, n)
-    f0 = _as_2d("f0_train", f0_train, n)
-    check_shape("f0_train", f0, y.shape, other="y_train")
+    y, f0, ntk_xt, f0_x, gamma, vecs = _modes_of(ntk_train, y_train, f0_train, ntk_test_train, f0_test)
     ts = jnp.asarray(ts, dtype=float)
-    gamma, vecs = jnp.linalg.eigh(ntk_train)
-    gamma = jnp.clip(gamma, 0.0)  # round-off negatives of a PSD kernel
     y_m, f0_m = vecs.T @ y, vecs.T @ f0
     decay, excess, b = _coefficients(ts[:, None], gamma[None, :], l2, k)  # (T, n)
     f_modes = (decay + excess)[..., None] * f0_m[None] + b[..., None] * y_m[None]
     f_train = jnp.einsum("ia,tac->tic", vecs, f_modes)
     f_test = None
-    if ntk_test_train is not None:
-        if f0_test is None:
-            raise ValueError("`f0_test` is required with `ntk_test_train` (the network's initial test outputs)")
-        ntk_xt = jnp.asarray(ntk_test_train, dtype=float)
-        check_shape("ntk_test_train", ntk_xt, (None, n), other=f"the training set's n={n}")
-        f0_x = _as_2d("f0_test", f0_test, ntk_xt.shape[0])
-        check_shape("f0_test", f0_x, (ntk_xt.shape[0], y.shape[1]), other=f"{y.shape[1]} outputs like y_train")
+    if ntk_xt is not None:
         keep = gamma > rcond * jnp.max(gamma)
         inv = jnp.where(keep, 1.0 / jnp.where(keep, gamma, 1.0), 0.0)
         driven = excess[..., None] * f0_m[None] + b[..., None] * y_m[None]  # f_a(t) - e^{-k l2 t} f_a(0)
@@ -308,22 +317,7 @@ def gd_solution(steps, ntk_train, y_train, f0_train, *, learning_rate, l2, k, nt
     steps_np = np.asarray(steps)
     if steps_np.ndim != 1 or not np.issubdtype(steps_np.dtype, np.integer) or np.any(steps_np < 0):
         raise ValueError(f"`steps` must be a 1-D array of integers >= 0; got {steps!r:.80}")
-    check_psd_kernel("ntk_train", ntk_train)
-    ntk_train = jnp.asarray(ntk_train, dtype=float)
-    n = ntk_train.shape[0]
-    y = _as_2d("y_train", y_train, n)
-    f0 = _as_2d("f0_train", f0_train, n)
-    check_shape("f0_train", f0, y.shape, other="y_train")
-    ntk_xt = f0_x = None
-    if ntk_test_train is not None:
-        if f0_test is None:
-            raise ValueError("`f0_test` is required with `ntk_test_train` (the network's initial test outputs)")
-        ntk_xt = jnp.asarray(ntk_test_train, dtype=float)
-        check_shape("ntk_test_train", ntk_xt, (None, n), other=f"the training set's n={n}")
-        f0_x = _as_2d("f0_test", f0_test, ntk_xt.shape[0])
-        check_shape("f0_test", f0_x, (ntk_xt.shape[0], y.shape[1]), other=f"{y.shape[1]} outputs like y_train")
-    gamma, vecs = jnp.linalg.eigh(ntk_train)
-    gamma = jnp.clip(gamma, 0.0)
+    y, f0, ntk_xt, f0_x, gamma, vecs = _modes_of(ntk_train, y_train, f0_train, ntk_test_train, f0_test)
     last = int(steps_np.max()) if steps_np.size else 0
     f_modes, g_modes = _gd_modes(gamma, vecs.T @ y, vecs.T @ f0, float(learning_rate), float(l2), float(k), last + 1)
     idx = jnp.asarray(steps_np)

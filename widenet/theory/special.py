@@ -31,8 +31,9 @@ piecewise Chebyshev series in $x = \\log u$ and `scaled_upper_gamma_tabulated` e
 * $x < -40$ ($u < 4\\cdot10^{-18}$): exactly, up to a relative $u_{lo} = e^{-40}$, since
   $e^{-s} = 1$ there, $\\Gamma(p,u) = \\Gamma(p,u_{lo}) + (u_{lo}^p - u^p)/p$, i.e. with $d = -40 - x$,
   $H(p,u) = e^{pd}H(p,u_{lo}) + d\\,\\mathrm{exprel}(pd)$ (any $p$, including 0 and negative integers);
-* $x \\ge 48$: the asymptotic series $uH = 1 + (p-1)/u + (p-1)(p-2)/u^2$, whose next term is below
-  1e-17 relative for $|p| < 10^{12}$ (DLMF 8.11.2).
+* $x \\ge 48$: $uH = 1$ to double precision, since the asymptotic series $uH = 1 + (p-1)/u + \\dots$
+  (DLMF 8.11.2) has $|p-1|/u < 1.5\\cdot10^{-17}$ there for the orders a table accepts,
+  $-10^4 \\le p \\le 1/2$ (k ≥ 1.00005 in eq. 3; closer to 1, eq. 3 takes the per-point route).
 """
 
 import math
@@ -156,6 +157,7 @@ def scaled_upper_gamma(p, log_u, log_scale=0.0):
 
 # Piecewise Chebyshev table of F(x) = e^{max(x,0)} H(p, e^x); accuracy in tests/theory/test_special.py.
 _TABLE_LO, _TABLE_HI, _TABLE_DEGREE = -40.0, 48.0, 16
+TABLE_MIN_ORDER = -1e4  # above u = e^48, |p - 1|/u < 1.5e-17 for every tabulated order
 _TABLE_SEGMENTS = int(_TABLE_HI - _TABLE_LO)  # width 1
 
 
@@ -177,12 +179,13 @@ class GammaTable:
 
 
 def gamma_table(p):
-    """Tabulate $H(p, u) = u^{-p} e^u \\Gamma(p, u)$ for one real order $p \\le 1/2$ (cached per $p$).
+    """Tabulate $H(p, u) = u^{-p} e^u \\Gamma(p, u)$ for one real order $-10^4 \\le p \\le 1/2$ (cached per $p$).
 
     Costs 1496 evaluations of `scaled_upper_gamma` (about a millisecond, once per order); use the
     result with `scaled_upper_gamma_tabulated`. `p` must be concrete (not traced).
     """
-    check_range("p", p, high=0.5, meaning="the scaled form covers orders p <= 1/2")
+    check_range("p", p, low=TABLE_MIN_ORDER, high=0.5,
+                meaning="tabulated orders; below -1e4 use scaled_upper_gamma, whose series covers any p <= 1/2")
     value = np.asarray(p, dtype=float)
     if value.ndim != 0:
         raise ValueError(f"`p` must be a scalar order for a table; got shape {value.shape}")
@@ -228,9 +231,6 @@ def scaled_upper_gamma_tabulated(table, log_u, log_scale=0.0):
         b1, b2 = 2.0 * z * b1 - b2 + jnp.take(coeffs[m], segment), b1
     f_table = z * b1 - b2 + jnp.take(coeffs[0], segment)
     scale = jnp.exp(log_scale - jnp.maximum(x, 0.0))  # e^{s - max(x, 0)}
-    # u >= e^48: u H = 1 + (p-1)/u + (p-1)(p-2)/u^2 (DLMF 8.11.2)
-    inv_u = jnp.exp(-jnp.maximum(x, _TABLE_HI))
-    f_high = 1.0 + (p - 1.0) * inv_u * (1.0 + (p - 2.0) * inv_u)
     # u < e^-40: e^{s}[e^{pd} H_lo + (e^{pd} - 1)/p], d = -40 - x; three forms without cancellation
     d = jnp.maximum(_TABLE_LO - x, 0.0)
     pd = p * d
@@ -242,4 +242,5 @@ def scaled_upper_gamma_tabulated(table, log_u, log_scale=0.0):
         jnp.where(pd <= 1.0, e_s * jnp.expm1(jnp.minimum(pd, 1.0)) / p_safe, (jnp.exp(log_scale + pd) - e_s) / p_safe),
     )
     h_low = jnp.exp(log_scale + pd) * table.h_lo + grow_part
-    return jnp.where(x >= _TABLE_HI, scale * f_high, jnp.where(x < _TABLE_LO, h_low, scale * f_table))
+    # u >= e^48: u H = 1 - (1 - p)/u + ... = 1 to double precision for tabulated p (module docstring)
+    return jnp.where(x >= _TABLE_HI, scale, jnp.where(x < _TABLE_LO, h_low, scale * f_table))

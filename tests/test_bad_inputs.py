@@ -21,12 +21,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from widenet import compare, data, harness, losses, networks, observables, plots, results, schedules, spectra, store
+from widenet.experiment import distributed
 from widenet.experiment import train as train_module
 from widenet.theory import catapult, l2_homogeneous, ode, oscillatory, special, symbolic
 
 MODULES = [
     data, networks, losses, schedules, spectra, observables, harness, plots, store, results, compare,
-    l2_homogeneous, ode, symbolic, catapult, oscillatory, special, train_module,
+    l2_homogeneous, ode, symbolic, catapult, oscillatory, special, train_module, distributed,
 ]  # fmt: skip
 
 NO_INPUTS = {
@@ -55,6 +56,19 @@ WEIGHTS = jnp.ones((4, 3))
 def _write(path, payload):
     path.write_bytes(payload)
     return path
+
+
+def _digits():
+    return data.digits(key=KEY, n_train=6, n_test=0)
+
+
+def _spiral():
+    return data.spiral(KEY, n_per_class=3, n_classes=3)
+
+
+def _unlabelled():
+    d = _spiral()
+    return data.Dataset(d.x_train, d.y_train, d.x_test, d.y_test)
 
 
 def _cases(tmp):
@@ -91,17 +105,20 @@ def _cases(tmp):
             ("zero points", lambda: data.spiral(KEY, n_per_class=0), "n_per_class"),
             ("negative noise", lambda: data.spiral(KEY, noise=-0.1), "noise"),
         ],
-        "widenet.data.spiral_dataset": [
-            ("counts per class", lambda: data.spiral_dataset(KEY, n_per_class=(5, 5)), "n_per_class")
+        "widenet.data.spiral_points": [
+            ("counts per class", lambda: data.spiral_points(KEY, n_per_class=(5, 5)), "n_per_class")
         ],
         "widenet.data.rank_k_regression": [
-            ("n = 0", lambda: data.rank_k_regression(KEY, 0), "n"),
+            ("n_train = 0", lambda: data.rank_k_regression(KEY, 0), "n_train"),
+            ("n_test = -1", lambda: data.rank_k_regression(KEY, 5, n_test=-1), "n_test"),
             ("d = 2", lambda: data.rank_k_regression(KEY, 5, d=2), "d"),
             ("unknown task", lambda: data.rank_k_regression(KEY, 5, task="rank3"), "task"),
         ],
         "widenet.data.rank_k_target": [("unknown task", lambda: data.rank_k_target(np.ones((2, 4)), "x"), "task")],
         "widenet.data.gaussian": [
-            ("n = -1", lambda: data.gaussian(KEY, -1, 3), "n"),
+            ("n_train = -1", lambda: data.gaussian(KEY, -1, 3), "n_train"),
+            ("out_dim = 0", lambda: data.gaussian(KEY, 2, 3, out_dim=0), "out_dim"),
+            ("negative noise", lambda: data.gaussian(KEY, 2, 3, noise=-1.0), "noise"),
             ("d = 0.5", lambda: data.gaussian(KEY, 2, 0.5), "d"),
         ],
         "widenet.data.digits": [
@@ -277,6 +294,73 @@ def _cases(tmp):
                 "l2",
             ),
         ],
+        "widenet.compare.l2": [
+            ("AutoL2", lambda: compare.l2(networks.mlp, _digits(), widths=(8,), seeds=1, learning_rate=0.1,
+                                          l2=schedules.auto_l2(), steps=2, key=KEY), "l2"),
+            ("two schedules", lambda: compare.l2(networks.mlp, _digits(), widths=(8,), seeds=1,
+                                                 learning_rate=lambda s: 0.1, l2=lambda s: 0.1, steps=2, key=KEY),
+             "learning_rate"),
+            ("unknown loss", lambda: compare.l2(networks.mlp, _digits(), widths=(8,), seeds=1, learning_rate=0.1, l2=0.1,
+                                                steps=2, key=KEY, loss="hinge"), "loss"),
+            ("l2 = 0", lambda: compare.l2(networks.mlp, _digits(), widths=(8,), seeds=1, learning_rate=0.1, l2=0.0,
+                                          steps=2, key=KEY), "l2"),
+        ],
+        "widenet.compare.catapult_gd": [
+            ("products unsorted", lambda: compare.catapult_gd(networks.mlp, _digits(), widths=(8,), seeds=1,
+                                                              products=(3.0, 2.0), steps=2, key=KEY), "products"),
+            ("product 0", lambda: compare.catapult_gd(networks.mlp, _digits(), widths=(8,), seeds=1, products=(0.0,),
+                                                      steps=2, key=KEY), "products"),
+            ("no widths", lambda: compare.catapult_gd(networks.mlp, _digits(), widths=(), seeds=1, products=(1.0,),
+                                                      steps=2, key=KEY), "widths"),
+            ("steps 0", lambda: compare.catapult_gd(networks.mlp, _digits(), widths=(8,), seeds=1, products=(1.0,),
+                                                    steps=0, key=KEY), "steps"),
+        ],
+        "widenet.experiment.distributed.process_share": [
+            ("no runs", lambda: distributed.process_share(0), "n_runs"),
+            ("index past the count", lambda: distributed.process_share(4, process_index=3, process_count=3), "process_index"),
+            ("zero processes", lambda: distributed.process_share(4, process_index=0, process_count=0), "process_count"),
+        ],
+        "widenet.experiment.distributed.train_shared": [
+            ("no name", lambda: distributed.train_shared(lambda p, x: x, {"w": np.ones((2, 3))}, _digits(), cfg,
+                                                         store=store.RunStore(tmp / "shared"), name="",
+                                                         learning_rate=0.1), "name"),
+            ("empty params", lambda: distributed.train_shared(lambda p, x: x, {}, _digits(), cfg,
+                                                              store=store.RunStore(tmp / "shared"), name="s",
+                                                              learning_rate=0.1), "params"),
+        ],
+        "widenet.experiment.distributed.gather": [
+            ("missing runs", lambda: distributed.gather(store.RunStore(tmp / "shared"), "absent", 2,
+                                                        params={"w": np.ones((2, 3))}, data=_digits(), config=cfg,
+                                                        learning_rate=0.1), "runs"),
+            ("no runs", lambda: distributed.gather(store.RunStore(tmp / "shared"), "absent", 0, params={},
+                                                   data=_digits(), config=cfg, learning_rate=0.1), "n_runs"),
+        ],
+        "widenet.compare.floquet": [
+            ("no labels", lambda: compare.floquet(lambda w: networks.mlp((w,), 3), _unlabelled(), widths=(8,), seeds=1,
+                                                  period=2, amplitude=3.0, ratios=(0.9, 1.1), cycles=4, key=KEY),
+             "labels_train"),
+            ("one output", lambda: compare.floquet(lambda w: networks.mlp((w,)), _digits(), widths=(8,), seeds=1, period=2,
+                                                   amplitude=3.0, ratios=(0.9, 1.1), cycles=4, key=KEY), "y_train"),
+            ("one ratio", lambda: compare.floquet(lambda w: networks.mlp((w,), 3), _spiral(), widths=(8,), seeds=1,
+                                                  period=2, amplitude=3.0, ratios=(1.0,), cycles=4, key=KEY), "ratios"),
+            ("period 1", lambda: compare.floquet(lambda w: networks.mlp((w,), 3), _spiral(), widths=(8,), seeds=1,
+                                                 period=1, amplitude=3.0, ratios=(0.9, 1.1), cycles=4, key=KEY), "period"),
+            ("amplitude 0.5", lambda: compare.floquet(lambda w: networks.mlp((w,), 3), _spiral(), widths=(8,), seeds=1,
+                                                      period=2, amplitude=0.5, ratios=(0.9, 1.1), cycles=4, key=KEY),
+             "amplitude"),
+            ("outputs vs classes", lambda: compare.floquet(lambda w: networks.mlp((w,), 2), _spiral(), widths=(8,),
+                                                           seeds=1, period=2, amplitude=3.0, ratios=(0.9, 1.1),
+                                                           cycles=4, key=KEY), "make_network"),
+        ],
+        "widenet.compare.growth_per_cycle": [
+            ("one record", lambda: compare.growth_per_cycle([1.0]), "loss"),
+            ("window 0", lambda: compare.growth_per_cycle([1.0, 2.0, 3.0], window=0), "window"),
+        ],
+        "widenet.compare.boundary_crossing": [
+            ("shapes", lambda: compare.boundary_crossing([0.9, 1.0, 1.1], [0.1, 0.2]), "growth"),
+        ],
+        "widenet.plots.catapult_comparison": [("not a comparison", lambda: plots.catapult_comparison("x.png", {}), "comp")],
+        "widenet.plots.floquet_comparison": [("not a comparison", lambda: plots.floquet_comparison("x.png", {}), "comp")],
         "widenet.compare.mean_interval": [
             ("confidence 1", lambda: compare.mean_interval([1.0, 2.0], confidence=1.0), "confidence")
         ],
@@ -440,6 +524,12 @@ def _cases(tmp):
             ("unknown phase", lambda: catapult.phase_edges([1.0], ["odd"]), "phases"),
         ],
         # theory: oscillatory
+        "widenet.theory.oscillatory.cycle_weights": [
+            ("one class", lambda: oscillatory.cycle_weights([0, 0], n_classes=1, period=4, amplitude=2.0), "n_classes"),
+            ("label 3 of 3", lambda: oscillatory.cycle_weights([0, 3], n_classes=3, period=4, amplitude=2.0), "labels"),
+            ("period 1", lambda: oscillatory.cycle_weights([0, 1], n_classes=3, period=1, amplitude=2.0), "period"),
+            ("amplitude 0.5", lambda: oscillatory.cycle_weights([0, 1], n_classes=3, period=4, amplitude=0.5), "amplitude"),
+        ],
         "widenet.theory.oscillatory.floquet_multipliers": [
             ("lr -1", lambda: oscillatory.floquet_multipliers(K, WEIGHTS, learning_rate=-1.0), "learning_rate")
         ],

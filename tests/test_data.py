@@ -6,27 +6,32 @@ import jax
 import numpy as np
 import pytest
 
-from widenet import data
+from widenet import data, networks
+from widenet.experiment.train import TrainConfig, train
 
 
 def test_spiral_follows_the_papers_construction():
-    x, labels = data.spiral(jax.random.PRNGKey(0), n_per_class=100, n_classes=3, noise=0.2)
+    x, labels = data.spiral_points(jax.random.PRNGKey(0), n_per_class=100, n_classes=3, noise=0.2)
     assert x.shape == (300, 2) and np.bincount(labels).tolist() == [100, 100, 100]
     # radius is linspace(0, 1) on each arm: noise acts on the angle only
     np.testing.assert_allclose(np.linalg.norm(x[:100], axis=1), np.linspace(0, 1, 100), atol=1e-12)
-    again, _ = data.spiral(jax.random.PRNGKey(0), n_per_class=100)
+    again, _ = data.spiral_points(jax.random.PRNGKey(0), n_per_class=100)
     np.testing.assert_array_equal(x, again)
-    other, _ = data.spiral(jax.random.PRNGKey(1), n_per_class=100)
+    other, _ = data.spiral_points(jax.random.PRNGKey(1), n_per_class=100)
     assert not np.allclose(x, other)
-    noiseless, _ = data.spiral(jax.random.PRNGKey(0), n_per_class=5, n_classes=2, noise=0.0)
+    noiseless, _ = data.spiral_points(jax.random.PRNGKey(0), n_per_class=5, n_classes=2, noise=0.0)
     np.testing.assert_allclose(noiseless[4], [np.sin(4 * np.pi), np.cos(4 * np.pi)], atol=1e-12)
 
 
 def test_rank_k_targets():
-    x, y = data.rank_k_regression(jax.random.PRNGKey(0), 50, d=100, task="rank2")
-    assert x.shape == (50, 100) and y.shape == (50, 1)
+    d = data.rank_k_regression(jax.random.PRNGKey(0), 50, n_test=7, d=100, task="rank2")
+    x, y = d.x_train, d.y_train
+    assert x.shape == (50, 100) and y.shape == (50, 1) and d.x_test.shape == (7, 100) and d.y_test.shape == (7, 1)
     np.testing.assert_allclose(y[:, 0], x[:, 0] * x[:, 1])
-    x4, y4 = data.rank_k_regression(jax.random.PRNGKey(0), 10, task="rank4")
+    np.testing.assert_allclose(d.y_test[:, 0], d.x_test[:, 0] * d.x_test[:, 1])
+    assert not np.allclose(d.x_test, x[:7])  # further draws, not copies of the training points
+    d4 = data.rank_k_regression(jax.random.PRNGKey(0), 10, task="rank4")
+    x4, y4 = d4.x_train, d4.y_train
     a, b, c, d = x4[:, 0], x4[:, 1], x4[:, 2], x4[:, 3]
     np.testing.assert_allclose(y4[:, 0], a + a * b + a * b * c + a * b * c * d)
     with pytest.raises(ValueError, match="`task`"):
@@ -34,10 +39,22 @@ def test_rank_k_targets():
 
 
 def test_gaussian_is_deterministic():
-    a = data.gaussian(jax.random.PRNGKey(4), 20, 3)
-    b = data.gaussian(jax.random.PRNGKey(4), 20, 3)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
+    a = data.gaussian(jax.random.PRNGKey(4), 20, 3, n_test=5, out_dim=2)
+    b = data.gaussian(jax.random.PRNGKey(4), 20, 3, n_test=5, out_dim=2)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    assert a.x_train.shape == (20, 3) and a.y_train.shape == (20, 2) and a.x_test.shape == (5, 3)
+    # noiseless targets are one linear teacher on train and test points alike
+    teacher, *_ = np.linalg.lstsq(a.x_train, a.y_train, rcond=None)
+    np.testing.assert_allclose(a.x_test @ teacher, a.y_test, atol=1e-12)
+
+
+def test_generated_data_train_directly():
+    """The generators' Datasets go straight into the trainer (they used to be tuples)."""
+    net = networks.mlp((16,))
+    for d in (data.rank_k_regression(jax.random.PRNGKey(0), 8, n_test=4, d=5), data.gaussian(jax.random.PRNGKey(1), 8, 5, n_test=4)):
+        res = train(net.apply_fn, net.init(jax.random.PRNGKey(2), 5), d, TrainConfig(steps=2, record_every=1), learning_rate=0.1)
+        assert np.isfinite(res.test_loss).all() and res.test_loss.shape == (3,)
 
 
 def test_digits_even_odd_split():
@@ -95,20 +112,20 @@ def test_cifar10_reader_on_tiny_written_batches(tmp_path):
 
 
 def test_spiral_dataset_has_one_hot_targets_and_an_independent_test_draw():
-    d = data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=10, n_classes=3)
+    d = data.spiral(jax.random.PRNGKey(0), n_per_class=10, n_classes=3)
     assert d.x_train.shape == (30, 2) and d.y_train.shape == (30, 3) and d.x_test.shape == (30, 2)
     np.testing.assert_array_equal(d.y_train.argmax(1), d.labels_train)
     assert not np.allclose(d.x_train, d.x_test)
 
 
 def test_spiral_with_one_count_per_class_is_class_imbalanced():
-    x, labels = data.spiral(jax.random.PRNGKey(0), n_per_class=(60, 20, 5), n_classes=3)
+    x, labels = data.spiral_points(jax.random.PRNGKey(0), n_per_class=(60, 20, 5), n_classes=3)
     assert x.shape == (85, 2) and np.bincount(labels).tolist() == [60, 20, 5]
     # every arm still spans radius 0 to 1, with its own number of points
     np.testing.assert_allclose(np.linalg.norm(x[60:80], axis=1), np.linspace(0, 1, 20), atol=1e-12)
-    balanced, _ = data.spiral(jax.random.PRNGKey(0), n_per_class=60, n_classes=3)
+    balanced, _ = data.spiral_points(jax.random.PRNGKey(0), n_per_class=60, n_classes=3)
     np.testing.assert_array_equal(x[:60], balanced[:60])  # same key, same first arm
     with pytest.raises(ValueError, match="`n_per_class` must be an int or 3 counts"):
-        data.spiral(jax.random.PRNGKey(0), n_per_class=(10, 10), n_classes=3)
+        data.spiral_points(jax.random.PRNGKey(0), n_per_class=(10, 10), n_classes=3)
     with pytest.raises(ValueError, match="`n_per_class` must lie in"):
-        data.spiral(jax.random.PRNGKey(0), n_per_class=(10, 0, 10), n_classes=3)
+        data.spiral_points(jax.random.PRNGKey(0), n_per_class=(10, 0, 10), n_classes=3)

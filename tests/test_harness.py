@@ -86,3 +86,33 @@ def test_seed_check_reports_mean_interval_and_n():
     assert c.verdict == "pass" and c.n == 5 and c.interval[0] < c.value < c.interval[1]
     assert harness.seed_check("c", [0.1, 0.3], below=0.2).verdict == "INCONCLUSIVE"
     assert harness.seed_check("c", [0.3, 0.31, 0.29], below=0.2).verdict == "FAIL"
+
+
+def test_undefined_seeds_are_left_out_and_make_the_check_inconclusive():
+    values = np.array([0.01, np.nan, 0.02, 0.015])
+    with pytest.raises(ValueError, match="undefined="):
+        harness.seed_check("miss", values, below=0.05)
+    c = harness.seed_check("miss", values, below=0.05, undefined="grid does not bracket it")
+    assert c.verdict == "INCONCLUSIVE" and c.n == 3 and "1 of 4 seeds undefined: grid" in c.inconclusive
+    assert c.value == pytest.approx(0.015)
+    none = harness.seed_check("miss", [np.nan, np.nan], below=0.05, undefined="no bracket")
+    assert none.verdict == "INCONCLUSIVE" and none.n == 0
+    x = np.array([1.0, 2.0, 4.0])
+    rows = np.array([x**-0.5, 1.1 * x**-0.5, [1.0, np.nan, 0.5]])
+    rate = harness.rate_check("rate", x, rows, exponent=-0.5, undefined="no bracket")
+    assert rate.n == 2 and rate.verdict == "INCONCLUSIVE" and rate.value == pytest.approx(-0.5)
+    assert harness.rate_check("rate", x, rows[:2], exponent=-0.5).verdict == "pass"
+
+
+def test_an_unpaired_rate_is_the_slope_of_the_seed_mean_with_a_bootstrap_interval():
+    x = np.array([100.0, 400.0, 1600.0])
+    rng = np.random.default_rng(1)
+    # |fluctuation| ~ x^-1/2 with independent draws per x: per-seed slopes pair unrelated runs
+    draws = np.abs(rng.normal(size=(40, 3))) * x**-0.5
+    rate = harness.rate_check("miss", x, draws, exponent=-0.5, paired=False)
+    assert rate.value == pytest.approx(harness.fit_slope(x, draws.mean(axis=0)))
+    lo, hi = rate.interval
+    assert lo < -0.5 < hi and hi < 0 and rate.verdict == "pass" and rate.n == 40
+    assert harness.rate_check("miss", x, draws, exponent=-1.0, paired=False).verdict == "FAIL"
+    again = harness.rate_check("miss", x, draws, exponent=-0.5, paired=False)
+    assert again.interval == rate.interval  # a fixed RNG: the report does not change between runs

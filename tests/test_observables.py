@@ -19,7 +19,7 @@ def test_agop_of_a_known_function_is_its_closed_form():
 
 @pytest.mark.parametrize("task", ["rank2", "rank4"])
 def test_empirical_agop_of_the_target_converges_to_the_true_agop(task):
-    x, _ = data.rank_k_regression(jax.random.PRNGKey(1), 40_000, d=10, task=task)
+    x = data.rank_k_regression(jax.random.PRNGKey(1), 40_000, d=10, task=task).x_train
     f = {
         "rank2": lambda p, x: (x[:, 0] * x[:, 1])[:, None],
         "rank4": lambda p, x: jnp.cumprod(x[:, :4], axis=1).sum(1)[:, None],

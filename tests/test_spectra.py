@@ -17,8 +17,8 @@ def test_full_order_lanczos_reproduces_eigh():
 
 
 def test_top_hessian_eigenvalues_of_the_spiral_network_at_the_default_order():
-    x, labels = data.spiral(jax.random.PRNGKey(0), n_per_class=100, n_classes=3)
-    y = data.one_hot(labels, 3)
+    d = data.spiral(jax.random.PRNGKey(0), n_per_class=100, n_classes=3)
+    x, y = d.x_train, d.y_train
     net = networks.mlp((100,), 3, b_std=1.0)  # the paper's 2 -> 100 -> 3 with biases: 603 parameters
     params = net.init(jax.random.PRNGKey(1), 2)
     loss = lambda p: losses.cross_entropy(net.apply_fn(p, x), y) / x.shape[0]  # noqa: E731

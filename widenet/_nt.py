@@ -405,8 +405,10 @@ def _run_self_check():
         # the question is whether the numbers agree, so third-party deprecation notices are no answer
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            structured = nt.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=3)(x1, x2, params)
-            reference = _reference_ntk(apply_fn, params, x1, x2)
+            # jitted: one compile each, instead of one per primitive when run eagerly (9 s -> 1 s)
+            structured_fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=3)
+            structured = jax.jit(structured_fn)(x1, x2, params)
+            reference = jax.jit(_reference_ntk, static_argnums=0)(apply_fn, params, x1, x2)
             err = float(jnp.max(jnp.abs(structured - reference)) / jnp.max(jnp.abs(reference)))
             _self_check.relative_error = err
             _self_check.ok = bool(err <= tolerance)

@@ -2,7 +2,8 @@
 and readers for real MNIST (IDX) and CIFAR-10 (python batches) files on a local path.
 
 Every generator takes an explicit PRNG key and is deterministic. Inputs are float arrays (n, d);
-classification targets are one-hot (n, C) or, for two classes, a single ±1 column (n, 1)."""
+classification targets are one-hot (n, C) or, for two classes, a single ±1 column (n, 1). Every
+data set comes as a `Dataset`, which `experiment.train` and `compare` take as it is."""
 
 import gzip
 import pickle
@@ -18,7 +19,7 @@ from ._checks import check_int, check_labels, check_range
 __all__ = [
     "Dataset",
     "spiral",
-    "spiral_dataset",
+    "spiral_points",
     "rank_k_regression",
     "rank_k_target",
     "gaussian",
@@ -54,7 +55,7 @@ def one_hot(labels, n_classes):
     return np.eye(n_classes)[check_labels("labels", labels, n_classes)]
 
 
-def spiral(key, *, n_per_class=100, n_classes=3, noise=0.2, turns=2.0):
+def spiral_points(key, *, n_per_class=100, n_classes=3, noise=0.2, turns=2.0):
     """Spiral arms (dynamical-loss paper, SM; NOTES.md): arm j has radius linspace(0, 1, n_j) and angle
     linspace(2πj/C, 2πj/C + 2π·turns, n_j) plus $\\mathcal N(0, \\text{noise}^2)$ on the angle only.
 
@@ -83,11 +84,14 @@ def spiral(key, *, n_per_class=100, n_classes=3, noise=0.2, turns=2.0):
     return np.concatenate(xs), np.concatenate(labels)
 
 
-def spiral_dataset(key, *, n_per_class=100, n_classes=3, noise=0.2):
-    """`spiral` as a `Dataset` with one-hot targets; the test set is a second draw of the angle noise.
-    `n_per_class` may give one count per class (class-imbalanced data)."""
-    x, labels = spiral(key, n_per_class=n_per_class, n_classes=n_classes, noise=noise)
-    xt, labels_t = spiral(jax.random.fold_in(key, 1), n_per_class=n_per_class, n_classes=n_classes, noise=noise)
+def spiral(key, *, n_per_class=100, n_classes=3, noise=0.2, turns=2.0):
+    """The spiral task as a `Dataset` with one-hot targets (`spiral_points` for the construction).
+
+    The test set is a second draw of the angle noise (`fold_in(key, 1)`). `n_per_class` may give one
+    count per class (class-imbalanced data, e.g. (60, 20, 20))."""
+    kwargs = dict(n_per_class=n_per_class, n_classes=n_classes, noise=noise, turns=turns)
+    x, labels = spiral_points(key, **kwargs)
+    xt, labels_t = spiral_points(jax.random.fold_in(key, 1), **kwargs)
     return Dataset(x, one_hot(labels, n_classes), xt, one_hot(labels_t, n_classes), labels, labels_t, "spiral")
 
 
@@ -103,23 +107,42 @@ def rank_k_target(x, task):
     raise ValueError(f"`task` must be 'rank2' or 'rank4'; got {task!r}")
 
 
-def rank_k_regression(key, n, *, d=100, task="rank2"):
-    """Gaussian inputs $x \\sim \\mathcal N(0, I_d)$ with a low-rank polynomial target; x (n, d), y (n, 1)."""
-    check_range("n", n, low=1)
-    check_range("d", d, low=4, meaning="the rank-4 target uses 4 coordinates")
-    x = np.asarray(jax.random.normal(key, (n, d)))
-    return x, rank_k_target(x, task)[:, None]
+def _train_test(x, y, n_train, name):
+    return Dataset(x[:n_train], y[:n_train], x[n_train:], y[n_train:], name=name)
 
 
-def gaussian(key, n, d, *, out_dim=1, noise=0.0):
-    """Gaussian inputs with targets from a random linear teacher plus noise: x (n, d), y (n, out_dim)."""
-    check_range("n", n, low=1)
-    check_range("d", d, low=1)
+def rank_k_regression(key, n_train, *, n_test=0, d=100, task="rank2"):
+    """Gaussian inputs $x \\sim \\mathcal N(0, I_d)$ with a low-rank polynomial target (`rank_k_target`).
+
+    Returns:
+        a `Dataset`: x (n_train, d), y (n_train, 1) and a test set of `n_test` further draws (the
+        first n_train + n_test rows of one (n_train + n_test, d) draw from `key`).
+    """
+    check_int("n_train", n_train, low=1)
+    check_int("n_test", n_test, low=0)
+    check_int("d", d, low=4, meaning="the rank-4 target uses 4 coordinates")
+    rank_k_target(np.zeros((1, 4)), task)  # the task's ValueError before any work
+    x = np.asarray(jax.random.normal(key, (n_train + n_test, d)))
+    return _train_test(x, rank_k_target(x, task)[:, None], n_train, task)
+
+
+def gaussian(key, n_train, d, *, n_test=0, out_dim=1, noise=0.0):
+    """Gaussian inputs with targets from a random linear teacher $y = x w/\\sqrt d$ plus noise.
+
+    Returns:
+        a `Dataset`: x (n_train, d), y (n_train, out_dim), and `n_test` further draws as its test set.
+    """
+    check_int("n_train", n_train, low=1)
+    check_int("n_test", n_test, low=0)
+    check_int("d", d, low=1)
+    check_int("out_dim", out_dim, low=1)
+    check_range("noise", noise, low=0.0)
     kx, kw, kn = jax.random.split(key, 3)
+    n = n_train + n_test
     x = np.asarray(jax.random.normal(kx, (n, d)))
     w = np.asarray(jax.random.normal(kw, (d, out_dim))) / np.sqrt(d)
     y = x @ w + noise * np.asarray(jax.random.normal(kn, (n, out_dim)))
-    return x, y
+    return _train_test(x, y, n_train, "gaussian")
 
 
 def _normalise(x, how):

@@ -252,19 +252,53 @@ class Context:
         return folder / name
 
 
-def rate_check(name, x, y_by_seed, *, exponent, note=""):
+def _finite_seeds(name, values, undefined, inconclusive):
+    """Seeds whose statistic is defined, and the INCONCLUSIVE reason when some are not."""
+    defined = np.all(np.isfinite(values.reshape(values.shape[0], -1)), axis=1)
+    if defined.all():
+        return values, inconclusive
+    if not undefined:
+        raise ValueError(f"check {name!r}: `values` has {int((~defined).sum())} of {defined.size} seeds without a finite value; pass "
+                         "`undefined=` (why this size cannot define it) to report the check as INCONCLUSIVE")
+    reason = f"{int((~defined).sum())} of {defined.size} seeds undefined: {undefined}"
+    return values[defined], inconclusive or reason
+
+
+def rate_check(name, x, y_by_seed, *, exponent, note="", undefined="", paired=True):
     """A rate (log-log slope of `y` against `x`) checked against the `exponent` the theory predicts.
 
-    The slope is fitted per seed (`y_by_seed` is (seeds, len(x))); the check passes when the 95%
-    t-interval of the per-seed slopes contains `exponent` and excludes 0, FAILs when it excludes
-    `exponent`, and is INCONCLUSIVE when it contains both (too few seeds or widths to tell).
+    `y_by_seed` is (seeds, len(x)). With `paired=True` the slope is fitted per seed and its 95%
+    t-interval is taken over seeds (for a systematic error measured on each seed's runs). With
+    `paired=False` (the runs at different x are independent draws, e.g. the absolute value of a
+    fluctuation) the statistic is the slope of the seed mean against x, and its 95% interval a
+    percentile bootstrap that resamples the seeds at each x independently (4000 resamples, fixed
+    RNG). The check passes when the interval contains `exponent` and excludes 0, FAILs when it
+    excludes `exponent`, and is INCONCLUSIVE when it contains both (too few seeds or widths to tell).
+    `undefined`: why a seed can lack a finite value at some x; such seeds are left out and the check
+    is INCONCLUSIVE with that reason (without it, a non-finite value raises ValueError).
     """
     y_by_seed = np.asarray(y_by_seed, dtype=float)
     if y_by_seed.ndim != 2 or y_by_seed.shape[1] != len(x):
         raise ValueError(f"`y_by_seed` must be (seeds, {len(x)}); got shape {y_by_seed.shape}")
-    slopes = np.array([fit_slope(x, row) for row in y_by_seed])
-    mean, lo, hi = seed_interval(slopes)
-    return Check(name, mean, float(exponent), "~", "rate", note, (lo, hi), len(slopes))
+    y_by_seed, inconclusive = _finite_seeds(name, y_by_seed, undefined, "")
+    if y_by_seed.shape[0] == 0:
+        return Check(name, float("nan"), float(exponent), "~", "rate", note, (-np.inf, np.inf), 0, inconclusive)
+    if paired:
+        slopes = np.array([fit_slope(x, row) for row in y_by_seed])
+        mean, lo, hi = seed_interval(slopes)
+        return Check(name, mean, float(exponent), "~", "rate", note, (lo, hi), len(slopes), inconclusive)
+    seeds = y_by_seed.shape[0]
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, seeds, size=(4000, seeds, len(x)))  # per resample, per x: which seeds
+    means = np.take_along_axis(y_by_seed[None, :, :].repeat(4000, axis=0), picks, axis=1).mean(axis=1)
+    logx = np.log(np.asarray(x, dtype=float))
+    logy = np.log(means)
+    centred = logx - logx.mean()
+    boot = (logy - logy.mean(axis=1, keepdims=True)) @ centred / (centred @ centred)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    value = fit_slope(x, y_by_seed.mean(axis=0))
+    note = (note + "; " if note else "") + "slope of the seed mean, bootstrap interval over seeds"
+    return Check(name, value, float(exponent), "~", "rate", note, (float(lo), float(hi)), seeds, inconclusive)
 
 
 def seed_interval(values, confidence=0.95):
@@ -285,10 +319,15 @@ def seed_interval(values, confidence=0.95):
     return mean, mean - half, mean + half
 
 
-def seed_check(name, values, *, below=None, above=None, kind="agreement", note="", inconclusive=""):
+def seed_check(name, values, *, below=None, above=None, kind="agreement", note="", inconclusive="", undefined=""):
     """`check` on the mean of `values` over seeds with its 95% t-interval and n (module `Check`);
-    `inconclusive`: a reason this size cannot decide the claim (reported whatever the values)."""
+    `inconclusive`: a reason this size cannot decide the claim (reported whatever the values);
+    `undefined`: why a seed's value can be non-finite (those seeds are left out and the check is
+    INCONCLUSIVE with the reason; without it a non-finite value raises ValueError)."""
     values = np.asarray(values, dtype=float).ravel()
+    values, inconclusive = _finite_seeds(name, values, undefined, inconclusive)
+    if values.size == 0:
+        return check(name, np.nan, below=below, above=above, kind=kind, note=note, n=0, inconclusive=inconclusive)
     mean, lo, hi = seed_interval(values)
     return check(name, mean, below=below, above=above, kind=kind, note=note, interval=(lo, hi), n=values.size,
                  inconclusive=inconclusive)  # fmt: skip

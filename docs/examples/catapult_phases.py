@@ -1,8 +1,10 @@
-"""The catapult phases of your own network under GD, against the linear theory's 2/λ0.
+"""The catapult phases of your own network under GD, against the quadratic model's window and the
+linear theory's 2/λ0, over widths and seeds.
 
-Sweep η·λ0 (λ0 the top eigenvalue of the network's empirical NTK at init) in one vmapped run,
-read each run's phase off its loss (`catapult.measured_phase`) and record where the tangent kernel
-ends: after a catapult η·λ_max < 2. `python docs/examples/catapult_phases.py [--small] [--out DIR]`.
+`compare.catapult_gd` runs every seed at η = x/λ0 (λ0 the top eigenvalue of that seed's own
+empirical NTK at init), reads each run's phase off its dynamics (the loss rises above L(0) and comes
+back, and the kernel's top eigenvalue drops) and sets it against both theories.
+`python docs/examples/catapult_phases.py [--small] [--out DIR]`.
 """
 
 import argparse
@@ -12,55 +14,26 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from widenet import data, networks  # noqa: E402
-from widenet.experiment.train import TrainConfig, train_sweep  # noqa: E402
-from widenet.theory import catapult  # noqa: E402
+from widenet import compare, data, networks, results  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--small", action="store_true", help="tiny sizes (seconds; what the tests run)")
 parser.add_argument("--out", default=".")
 args = parser.parse_args()
-width, n, steps = (64, 16, 60) if args.small else (1024, 128, 300)
-products = np.array([1.5, 1.9, 2.2, 3.0]) if args.small else np.round(np.arange(1.5, 6.01, 0.25), 2)
+widths, seeds, n, steps = ((32, 64), 2, 12, 40) if args.small else ((256, 1024), 5, 64, 200)
+products = (1.5, 2.5, 3.5) if args.small else (1.0, 1.5, 1.9, 2.1, 2.3, 2.6, 3.0, 3.5, 4.5, 6.0)
 
-d = data.digits(key=jax.random.PRNGKey(0), n_train=n, n_test=16)
-net = networks.mlp((width,))  # your network: any stax definition through networks.from_stax
-params = net.init(jax.random.PRNGKey(1), d.x_train.shape[1])
-ntk = jax.jit(networks.empirical_ntk(net.apply_fn))
-lam0 = float(jnp.linalg.eigvalsh(ntk(d.x_train, None, params))[-1])
-print(f"λ0 = {lam0:.3f}: the linear theory's critical rate 2/λ0 = {2 / lam0:.4g}")
+d = data.digits(key=jax.random.PRNGKey(0), n_train=n, n_test=0)
+comp = compare.catapult_gd(lambda w: networks.mlp((w,)),  # your network: any stax definition (networks.from_stax)
+                           d, widths=widths, seeds=seeds, products=products, steps=steps, key=jax.random.PRNGKey(1))  # fmt: skip
+for width, share in comp.agreement().items():
+    uv, linear = share["uv"], share["linear"]
+    print(f"width {width}: runs in the predicted phase: quadratic model {uv[0]:.2f} [{uv[1]:.2f}, {uv[2]:.2f}], "
+          f"linear model {linear[0]:.2f} [{linear[1]:.2f}, {linear[2]:.2f}]")  # fmt: skip
+for width, (mean, low, high) in comp.lower_edge().items():
+    print(f"width {width}: lower edge of the window η·λ0 = {mean:.3f} [{low:.3f}, {high:.3f}] (theory: 2)")
 
-runs = jax.tree.map(lambda p: jnp.broadcast_to(p, (len(products),) + p.shape), params)
-config = TrainConfig(steps=steps, record_every=1, n_eigs=0, record_outputs=False, divergence_loss=1e10)
-res = train_sweep(net.apply_fn, runs, d, config, learning_rate=jnp.asarray(products / lam0))
-phases = catapult.measured_phase(res.train_loss, res.diverged_at)
-final_top = np.asarray(jax.vmap(lambda p: jnp.linalg.eigvalsh(ntk(d.x_train, None, p))[-1])(res.final_params))
-peak = np.nanmax(res.train_loss, axis=1) / res.train_loss[:, 0]
-for x, phase, lam in zip(products, phases, final_top):
-    print(f"η·λ0 = {x:5.2f}: {phase:9s} η·λ_max at the end = {x * lam / lam0:.3f}")
-
-fig = Figure(figsize=(9.5, 4.0))
-left, right = fig.subplots(1, 2)
-colours = {"lazy": "C0", "catapult": "C1", "divergent": "C3"}
-for phase, colour in colours.items():
-    sel = phases == phase
-    left.semilogy(products[sel], peak[sel], "o", color=colour, label=phase)
-    right.plot(products[sel], products[sel] * final_top[sel] / lam0, "o", color=colour, label=phase)
-for ax in (left, right):
-    ax.axvline(2.0, ls="--", color="k", lw=1, label="η = 2/λ0 (linear theory)")
-    ax.set_xlabel("η·λ0")
-    ax.grid(alpha=0.3)
-right.axhline(2.0, ls=":", color="gray", label="η·λ_max = 2")
-left.set_ylabel("max loss / initial loss")
-right.set_ylabel("η·λ_max(NTK) at the end")
-left.legend(fontsize=7)
-right.legend(fontsize=7)
-fig.suptitle(f"GD phases of a width-{width} ReLU net on {n} digits")
-path = Path(args.out) / "catapult_phases.png"
-fig.tight_layout()
-fig.savefig(path, dpi=110)
-print("figure:", path)
+out = Path(args.out)
+results.save(comp.to_xarray(), out / "catapult_phases.nc")
+print("phases of the reloaded runs:", results.load(out / "catapult_phases.nc")["measured_phase"].values[0, 0])
+print("figure:", comp.plot(out / "catapult_phases.png"))

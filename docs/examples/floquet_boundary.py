@@ -14,11 +14,10 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from widenet import data, networks, schedules  # noqa: E402
+from widenet import data, networks  # noqa: E402
 from widenet.theory import oscillatory  # noqa: E402
 
 parser = argparse.ArgumentParser()
@@ -28,7 +27,7 @@ args = parser.parse_args()
 per_class, periods, amplitudes = (4, (2, 8), (1.0, 30.0)) if args.small else (20, (2, 4, 8, 16, 32), (1.0, 10.0, 30.0, 70.0))
 
 counts = (3 * per_class, per_class, per_class)  # imbalanced 60/20/20: class emphasis moves η*
-d = data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=counts, n_classes=3)
+d = data.spiral(jax.random.PRNGKey(0), n_per_class=counts, n_classes=3)
 labels = np.asarray(d.labels_train)
 net = networks.mlp((512,), 3, b_std=1.0)  # the analytic NTK of this stax definition
 kernel = np.asarray(net.kernel_fn(d.x_train, None, "ntk"))
@@ -40,8 +39,8 @@ ax = fig.subplots()
 for i, amp in enumerate(amplitudes):
     etas = []
     for period in periods:
-        cycle = jnp.arange(3 * period)  # one full cycle: every class emphasised once
-        weights = schedules.class_weights(cycle, n_classes=3, period=period, amplitude=amp)[:, labels]
+        # the Floquet map needs the full cycle, C·T steps (every class emphasised once), not one period
+        weights = oscillatory.cycle_weights(labels, n_classes=3, period=period, amplitude=amp)
         etas.append(oscillatory.stability_boundary(kernel, weights, eta_max=3.0 * edge))
         print(f"A = {amp:4g}, T = {period:3d}: η* = {etas[-1]:.4g} ({etas[-1] / edge:.3f} × 2/λ_max)")
     ax.plot(periods, np.asarray(etas) / edge, "o-", color=f"C{i}", label=f"A = {amp:g}")

@@ -248,3 +248,12 @@ def test_repeated_calls_compile_once(setup):
     assert not np.array_equal(first.train_loss, second.train_loss)
     again = train(counting_apply, params, d, config, learning_rate=0.01, l2=0.1)
     assert np.array_equal(first.train_loss, again.train_loss) and len(traces) == compiled
+
+
+def test_a_data_set_without_test_points_trains_a_single_run():
+    """n_test = 0: the test records are NaN, in the single-run path as in a sweep (it used to fail)."""
+    d = data.digits(key=jax.random.PRNGKey(0), n_train=6, n_test=0)
+    net = networks.mlp((8,))
+    res = train(net.apply_fn, net.init(jax.random.PRNGKey(1), d.x_train.shape[1]), d,
+                TrainConfig(steps=3, record_every=1, record_outputs=False), learning_rate=0.1)  # fmt: skip
+    assert np.isnan(res.test_loss).all() and np.isfinite(res.train_loss).all()

@@ -172,3 +172,21 @@ def test_uv_catapult_peak_is_where_the_exact_map_stops_growing(x):
     assert f0 * abs(1 - x) ** float(t_peak) == pytest.approx(f_peak, rel=1e-12)
     traj = catapult.uv_trajectory(f0, lam0, learning_rate=eta, width=n, steps=200)
     assert abs(int(np.argmax(np.abs(np.asarray(traj.f)))) - float(t_peak)) <= 1.5
+
+
+def test_measured_phase_with_the_kernel_separates_catapults_from_spikes():
+    rise = np.array([1.0, 3.0, 0.5, 0.1])  # rises above L(0) and comes back
+    flat = np.array([1.0, 0.6, 0.3, 0.1])
+    up = np.array([1.0, 2.0, 4.0, 8.0])
+    losses_ = np.stack([rise, rise, flat, up])
+    diverged = np.array([-1, -1, -1, -1])
+    start = np.array([10.0, 10.0, 10.0, 10.0])
+    end = np.array([7.0, 12.0, 10.0, 10.0])  # the first run's kernel dropped, the second's grew
+    phases = catapult.measured_phase(losses_, diverged, lambda_start=start, lambda_end=end)
+    assert phases.tolist() == ["catapult", "spike", "lazy", "divergent"]
+    # without the kernel a rise and return is a catapult
+    assert catapult.measured_phase(losses_, diverged).tolist() == ["catapult", "catapult", "lazy", "divergent"]
+    # a spike counts as non-lazy for the window's lower edge
+    assert catapult.phase_edges(np.array([1.0, 2.0, 3.0]), np.array(["lazy", "spike", "catapult"]))[0] == 1.5
+    with pytest.raises(ValueError, match="lambda_end"):
+        catapult.measured_phase(losses_, diverged, lambda_start=start)

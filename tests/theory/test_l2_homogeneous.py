@@ -265,7 +265,7 @@ def test_gd_solution_is_exact_gd_on_a_linear_model_for_k1():
     sol = l2h.gd_solution(steps, J @ J.T, y, (J @ theta)[:, None], learning_rate=eta, l2=lam, k=1.0,
                           ntk_test_train=Jx @ J.T, f0_test=(Jx @ theta)[:, None])  # fmt: skip
     th, f, ft = theta.copy(), [], []
-    for s in range(steps.max() + 1):
+    for _ in range(steps.max() + 1):
         f.append(J @ th), ft.append(Jx @ th)
         th = (1 - eta * lam) * th - eta * J.T @ (J @ th - y[:, 0])
     np.testing.assert_allclose(np.asarray(sol.f_train)[:, :, 0], np.array(f)[steps], rtol=1e-12, atol=1e-13)

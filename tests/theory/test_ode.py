@@ -54,3 +54,33 @@ def test_ode_input_errors():
         ode.function_space_ode([0.0, 1.0], ntk, y, f0, l2=0.1, k=2, weights=np.ones(3))
     with pytest.raises(ValueError, match="`k` must lie in"):
         ode.function_space_ode([0.0, 1.0], ntk, y, f0, l2=0.1, k=0.0)
+
+
+@pytest.mark.parametrize("k", [1.0, 2.0, 3.0])
+def test_a_piecewise_constant_l2_schedule_is_eq3_restarted_at_the_switch(k):
+    """Independent route: eq. 3 in closed form up to the switch, then again from the state there,
+    with the kernel shrunk by e^{-2(k-1) λ1 t1} (the parameters by e^{-λ1 t1})."""
+    import jax.numpy as jnp
+
+    from widenet.theory import l2_homogeneous as l2h
+
+    ntk, ntk_xt, y, f0, f0x = _problem()
+    lam1, lam2, t1 = 0.2, 0.05, 3.0
+    ts = np.concatenate([np.linspace(0.0, t1, 7), np.linspace(t1, 12.0, 10)[1:]])
+    ours = ode.function_space_ode(ts, ntk, y, f0, l2=lambda t: jnp.where(t < t1, lam1, lam2), k=k,
+                                  ntk_test_train=ntk_xt, f0_test=f0x)  # fmt: skip
+    first = l2h.mse_solution(ts[:7], ntk, y, f0, l2=lam1, k=k, ntk_test_train=ntk_xt, f0_test=f0x)
+    shrink = np.exp(-2 * (k - 1) * lam1 * t1)
+    second = l2h.mse_solution(ts[6:] - t1, shrink * ntk, y, np.asarray(first.f_train[-1]), l2=lam2, k=k,
+                              ntk_test_train=shrink * ntk_xt, f0_test=np.asarray(first.f_test[-1]))  # fmt: skip
+    want = np.concatenate([np.asarray(first.f_train), np.asarray(second.f_train)[1:]])
+    want_test = np.concatenate([np.asarray(first.f_test), np.asarray(second.f_test)[1:]])
+    assert bool(ours.success)
+    np.testing.assert_allclose(ours.f_train, want, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(ours.f_test, want_test, rtol=1e-9, atol=1e-11)
+    # a constant schedule is the constant-λ flow
+    const = ode.function_space_ode(ts, ntk, y, f0, l2=lambda t: 0.1 + 0.0 * t, k=k)
+    np.testing.assert_allclose(const.f_train, ode.function_space_ode(ts, ntk, y, f0, l2=0.1, k=k).f_train,
+                               rtol=1e-10, atol=1e-12)  # fmt: skip
+    with pytest.raises(ValueError, match="`l2`"):
+        ode.function_space_ode(ts, ntk, y, f0, l2=lambda t: -0.1 + 0.0 * t, k=k)

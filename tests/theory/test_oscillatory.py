@@ -11,7 +11,7 @@ from widenet.theory import oscillatory
 
 @pytest.fixture(scope="module")
 def spiral():
-    return data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=10, n_classes=3)
+    return data.spiral(jax.random.PRNGKey(0), n_per_class=10, n_classes=3)
 
 
 def _kernel(n=12, seed=0):
@@ -249,3 +249,43 @@ def test_neutral_modes_pin_the_radius_at_one_and_floquet_stable_says_stable():
     assert abs(float(oscillatory.floquet_radius(kernel, weights, learning_rate=0.5)) - 1.0) < 1e-12
     assert oscillatory.floquet_stable(kernel, weights, learning_rate=0.5)
     assert not oscillatory.floquet_stable(kernel, weights, learning_rate=2.5)  # |1 - 2.5| > 1
+
+
+def _hand_cycle(labels, n_classes, period, amplitude):
+    """The triangle class-weight schedule written out step by step (the SM's rule, not the library's)."""
+    rows = []
+    for s in range(n_classes * period):
+        emphasised, phase = (s // period) % n_classes, (s % period) / period
+        raw = np.ones(n_classes)
+        raw[emphasised] += (amplitude - 1.0) * (1.0 - abs(2.0 * phase - 1.0))
+        rows.append((n_classes * raw / raw.sum())[labels])
+    return np.array(rows)
+
+
+def test_cycle_weights_are_the_full_cycle_of_the_class_weight_schedule():
+    labels = np.array([0, 2, 1, 1, 0, 2, 2])
+    w = oscillatory.cycle_weights(labels, n_classes=3, period=6, amplitude=70.0)
+    assert w.shape == (18, 7)
+    np.testing.assert_allclose(w, _hand_cycle(labels, 3, 6, 70.0), rtol=1e-14)
+    # the schedule repeats after C·T steps and not after T
+    later = np.asarray(schedules.class_weights(np.arange(18, 36), n_classes=3, period=6, amplitude=70.0))[:, labels]
+    np.testing.assert_allclose(w, later, rtol=1e-14)
+    assert not np.allclose(w[:6], w[6:12])
+
+
+def test_one_period_instead_of_the_cycle_gives_another_boundary():
+    """The footgun `cycle_weights` removes: one period T is the first class emphasised forever."""
+    kernel = _kernel()
+    labels = np.arange(12) % 3
+    full = oscillatory.cycle_weights(labels, n_classes=3, period=8, amplitude=20.0)
+    edge = 2.0 / np.linalg.eigvalsh(kernel)[-1]
+    eta_full = oscillatory.stability_boundary(kernel, full, eta_max=3 * edge)
+    eta_one = oscillatory.stability_boundary(kernel, full[:8], eta_max=3 * edge)
+    assert abs(eta_full - eta_one) > 1e-3 * edge
+    # and the grid (which builds the cycle itself) agrees with the explicit cycle
+    grid = oscillatory.floquet_radius_grid(kernel, labels, n_classes=3, periods=[8], amplitudes=[20.0],
+                                           learning_rates=[0.9 * eta_full, 1.1 * eta_full])  # fmt: skip
+    by_hand = [oscillatory.floquet_radius(kernel, _hand_cycle(labels, 3, 8, 20.0), learning_rate=e)
+               for e in (0.9 * eta_full, 1.1 * eta_full)]  # fmt: skip
+    np.testing.assert_allclose(np.asarray(grid)[0, 0], by_hand, rtol=1e-12)
+    assert by_hand[0] <= 1 + 1e-9 < by_hand[1]

@@ -46,7 +46,7 @@ def run(ctx: harness.Context):
     res = train_sweep(net.apply_fn, stacked, uv_data, config, learning_rate=jnp.asarray(lrs), l2=0.0)
     f_net = res.f_train[:, :, 0, 0]
     lam_net = res.ntk_top[:, :, 0]
-    errors, phases_ok, panels = [], [], []
+    errors, phases_ok, panels, kernel_panels = [], [], [], []
     for i, (prod, lr) in enumerate(zip(products, lrs)):
         traj = catapult.uv_trajectory(f0, lam0, learning_rate=lr, width=n, steps=cfg["steps"], divergence=1e15)
         f_map, lam_map = np.asarray(traj.f), np.asarray(traj.lam)
@@ -68,10 +68,18 @@ def run(ctx: harness.Context):
         steps = np.arange(cfg["steps"] + 1)
         panels.append(
             {
-                "title": f"ηλ0 = {prod} ({expected})", "xlabel": "step", "ylabel": "½f² and λ", "yscale": "log",
-                "theory": [("uv map: ½f²", steps, 0.5 * f_map**2), ("uv map: λ", steps, lam_map)],
-                "experiment": [("network: ½f²", steps, 0.5 * f_net[i] ** 2), ("network: λmax(NTK)", steps, lam_net[i])],
-                "hlines": [("2/η", 2 / lr)],
+                "title": f"ηλ0 = {prod} ({expected}): loss", "xlabel": "step", "ylabel": "½f²", "yscale": "log",
+                "theory": [("uv map", steps, 0.5 * f_map**2, {"color": "C3"})],
+                "experiment": [("trained network", steps, 0.5 * f_net[i] ** 2, {"color": "C0"})],
+            }
+        )  # fmt: skip
+        kernel_panels.append(
+            {
+                "title": f"ηλ0 = {prod} ({expected}): tangent kernel", "xlabel": "step", "ylabel": "λ (NTK)",
+                "yscale": "log",
+                "theory": [("uv map: λ", steps, lam_map, {"color": "C3"})],
+                "experiment": [("trained network: λ_max(NTK)", steps, lam_net[i], {"color": "C0"})],
+                "hlines": [("2/η", 2 / lr, {"color": "k", "ls": ":"})],
             }
         )  # fmt: skip
     # negative control: the linear model f' = (1 - ηλ0) f of the catapult run
@@ -97,6 +105,8 @@ def run(ctx: harness.Context):
         + "\n".join(f"| {w:.0e} | {s} | {p:.1f} |" for w, s, p in zip(cfg["widths"], peak_steps, predicted))
     )
     fig = plots.curves(ctx.figure_path("catapult_uv.png"), panels, title=TITLE, width=4.6)
-    result.figures.append(str(fig.relative_to(ctx.out_dir)))
+    fig_kernel = plots.curves(ctx.figure_path("catapult_uv_kernel.png"), kernel_panels,
+                              title="uv model: the tangent kernel λ against 2/η (same runs)", width=4.6)  # fmt: skip
+    result.figures += [str(fig.relative_to(ctx.out_dir)), str(fig_kernel.relative_to(ctx.out_dir))]
     result.seconds = time.perf_counter() - started
     return result

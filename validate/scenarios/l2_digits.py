@@ -118,27 +118,31 @@ def run(ctx: harness.Context):
         "the discretisation alone: the gradient-flow curve against GD's map, both from the same kernel.\n\n"
         + header + "\n" + "\n".join(body)
     )
-    row = per_width[widest][0]
+    def loss_panel(split, title, ylabel):
+        exp_key, th2_key, th1_key = ("exp", "th2", "th1") if split == "train" else ("exp_test", "th2_test", "th1_test")
+        panel = {"title": title, "xlabel": "t = η·step", "ylabel": ylabel, "yscale": "log", "bands": [], "experiment": []}
+        for w in widths:
+            mean, lo, hi = harness.seed_interval(per_seed(w, exp_key))
+            t_w = per_width[w][0]["t"]  # one η per width: every seed shares the time grid
+            panel["bands"].append((None, t_w, lo, hi, {"color": plots.width_colour(w)}))
+            panel["experiment"].append((f"GD, width {w}", t_w, mean, {"color": plots.width_colour(w), "ms": 2.5}))
+        t_w = per_width[widest][0]["t"]
+        panel["theory"] = [
+            (f"k = 2, GD map (width {widest}, mean over seeds' Θ0)", t_w, per_seed(widest, th2_key).mean(axis=0),
+             {"color": "k", "lw": 1.5}),
+            ("k = 1 (linear model), GD map", t_w, per_seed(widest, th1_key).mean(axis=0),
+             {"color": "k", "ls": "--", "lw": 1.5}),
+        ]
+        panel["vlines"] = [("t = 1/λ", 1 / l2, {"color": "0.5", "ls": "-.", "lw": 1})]
+        if split == "train":
+            panel["vlines"].append(("t* (eq. 3, seed mean)", float(per_seed(widest, "t_min_th").mean()),
+                                    {"color": "C3", "ls": ":"}))  # fmt: skip
+        return panel
+
     panels = [
-        {
-            "title": f"training loss (seed 0), λ = {l2}",
-            "xlabel": "t = η·step", "ylabel": "½Σ(f - y)²", "yscale": "log",
-            "experiment": [(f"GD, width {w}", per_width[w][0]["t"], per_width[w][0]["exp"],
-                            {"color": plots.width_colour(w), "ms": 2.5}) for w in widths],
-            "theory": [(f"k = 2, GD map (width {widest} Θ0)", row["t"], row["th2"], {"color": "k", "lw": 1.5}),
-                       ("k = 1 (linear model), GD map", row["t"], row["th1"], {"color": "k", "ls": "--", "lw": 1.5})],
-            "vlines": [("t = 1/λ", 1 / l2), ("t* (eq. 3)", row["t_min_th"], {"color": "C3", "ls": ":"})],
-        },
-        {
-            "title": "test loss (seed 0)",
-            "xlabel": "t = η·step", "ylabel": "½Σ(f - y)² on test", "yscale": "log",
-            "experiment": [(f"GD, width {w}", per_width[w][0]["t"], per_width[w][0]["exp_test"],
-                            {"color": plots.width_colour(w), "ms": 2.5}) for w in widths],
-            "theory": [("k = 2 at test points", row["t"], row["th2_test"], {"color": "k", "lw": 1.5}),
-                       ("k = 1 at test points", row["t"], row["th1_test"], {"color": "k", "ls": "--", "lw": 1.5})],
-            "vlines": [("t = 1/λ", 1 / l2)],
-        },
-    ]  # fmt: skip
+        loss_panel("train", f"training loss, λ = {l2}: mean of {seeds} seeds, 95% band", "½Σ(f - y)²"),
+        loss_panel("test", f"test loss: mean of {seeds} seeds, 95% band", "½Σ(f - y)² on test"),
+    ]
     fig = plots.curves(ctx.figure_path("l2_digits_loss.png"), panels, title=TITLE)
     slope_check = result.checks[2]
     fig_rate = plots.rate(

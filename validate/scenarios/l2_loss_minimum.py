@@ -76,7 +76,7 @@ def run(ctx: harness.Context):
     p0 = problems[0]
     panels = [
         {
-            "title": "training loss for each λ (seed 0)",
+            "title": "training loss for each λ (seed 0; markers GD, lines eq. 3)",
             "xlabel": "t = η·step", "ylabel": "½Σ(f - y)²", "xscale": "log", "yscale": "log",
             "experiment": [(f"GD, λ = {l2:g}", run["t"][j][1::8], run["train_loss"][j][1::8], {"color": f"C{j}", "ms": 2.5})
                            for j, l2 in enumerate(l2s)],
@@ -88,10 +88,10 @@ def run(ctx: harness.Context):
         {
             "title": f"t* of the loss minimum ({seeds} seeds)",
             "xlabel": "λ", "ylabel": "t*", "xscale": "log", "yscale": "log",
-            "experiment": [(f"GD, seed {s_}" if s_ == 0 else None, l2s, t_exp[s_], {"color": "C0", "alpha": 0.5})
-                           for s_ in range(seeds)],
-            "theory": [(f"eq. 3 (α = {alpha_th.mean():.2f})", l2s, t_th.mean(axis=0), {"color": "k"}),
-                       ("rival c/λ (seed 0)", l2s, rival[0], {"color": "gray", "ls": ":"})],
+            "bands": [(None, l2s, *harness.seed_interval(t_exp)[1:], {"color": "C0"})],
+            "experiment": [(f"GD: mean of {seeds} seeds, 95% band", l2s, t_exp.mean(axis=0), {"color": "C0"})],
+            "theory": [(f"eq. 3, each seed's Θ0 (α = {alpha_th.mean():.2f})", l2s, t_th.mean(axis=0), {"color": "k"}),
+                       ("rival c/λ (seed mean)", l2s, rival.mean(axis=0), {"color": "C3", "ls": ":"})],
         },
     ]  # fmt: skip
     fig = plots.curves(ctx.figure_path("l2_loss_minimum.png"), panels, title=TITLE)

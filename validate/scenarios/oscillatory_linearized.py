@@ -34,7 +34,7 @@ def run(ctx: harness.Context):
     started = time.perf_counter()
     cfg = SIZES[ctx.size]
     result = harness.ScenarioResult(NAME, TITLE, CLAIM)
-    d = data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=cfg["per_class"], n_classes=3)
+    d = data.spiral(jax.random.PRNGKey(0), n_per_class=cfg["per_class"], n_classes=3)
     x, labels = d.x_train, d.labels_train
     net = networks.mlp((cfg["width"],), 3, b_std=1.0)
     params = net.init(jax.random.PRNGKey(1), 2)

@@ -68,7 +68,7 @@ def run(ctx: harness.Context):
     started = time.perf_counter()
     cfg = SIZES[ctx.size]
     result = harness.ScenarioResult(NAME, TITLE, CLAIM)
-    d = data.spiral_dataset(jax.random.PRNGKey(0), n_per_class=cfg["per_class"], n_classes=3)
+    d = data.spiral(jax.random.PRNGKey(0), n_per_class=cfg["per_class"], n_classes=3)
     x, labels = d.x_train, d.labels_train
     n = len(labels)
     eta_mean = 1.0  # the paper's η on the mean loss F; widenet sums over samples, so η = 1/N here
@@ -102,7 +102,7 @@ def run(ctx: harness.Context):
     per_seed = [_events(run["acc"][s_][:oscillating], run["hessian"][s_][:oscillating, 0] / n, threshold, cycle)
                 for s_ in range(seeds)]  # fmt: skip
     stat = {name: np.array([ps[name] for ps in per_seed]) for name in per_seed[0] if name != "jump_records"}
-    acc, h = run["acc"][0], run["hessian"][0] / n  # seed 0, for the figure; Hessian of the mean loss F/N
+    h = run["hessian"][0] / n  # seed 0, for the figure; Hessian of the mean loss F/N
     up = np.where((h[1:, 0] > threshold) & (h[:-1, 0] <= threshold))[0] + 1
     defined = np.isfinite(stat["share"]) & np.isfinite(stat["share_null"])
     no_events = f"bifurcations and up-crossings in only {defined.sum()} of {seeds} seeds; a longer run decides it"
@@ -151,7 +151,7 @@ def run(ctx: harness.Context):
                 labels
             ]
 
-        def diagram(small_net=small_net, p0s=p0s, weights_off=weights_off):
+        def diagram(small_net=small_net, p0s=p0s, weights_off=weights_off, width=width):
             # run j: seed j // len(grid), (T, A) = grid[j % len(grid)]
             stacked = jax.tree.map(lambda *p: jnp.repeat(jnp.stack(p), len(grid), axis=0), *p0s)
             config = TrainConfig(steps=diagram_steps, record_every=diagram_steps // 20, loss="cross_entropy", n_eigs=0)
@@ -171,14 +171,16 @@ def run(ctx: harness.Context):
             mean, lo, hi = harness.seed_interval(acc_grid[:, j])
             g_mean, g_lo, g_hi = harness.seed_interval(gain[:, j])
             table.append(f"| {width} | {T} | {A:g} | {mean:.3f} [{lo:.3f}, {hi:.3f}] | {g_mean:+.3f} [{g_lo:+.3f}, {g_hi:+.3f}] |")
+        by_period = {T: [j for j, (TT, _) in enumerate(grid) if TT == T] for T in cfg["diagram_periods"]}
+        amps_of = {T: [grid[j][1] for j in cols] for T, cols in by_period.items()}
+        bands = {T: harness.seed_interval(acc_grid[:, cols]) for T, cols in by_period.items()}
         panels_diagram.append(
-            {"title": f"final accuracy, width {width} ({d_seeds} seeds, mean)", "xlabel": "amplitude A",
+            {"title": f"final train accuracy, width {width}: mean of {d_seeds} seeds, 95% band", "xlabel": "amplitude A",
              "ylabel": "train accuracy", "xscale": "log",
-             "experiment": [(f"T = {T}", [A for (TT, A) in grid if TT == T],
-                             [acc_grid[:, j].mean() for j, (TT, A) in enumerate(grid) if TT == T]) for T in cfg["diagram_periods"]]
-                           + [(None, [A for (TT, A) in grid if TT == T], [acc_grid[s_, j] for j, (TT, A) in enumerate(grid) if TT == T],
-                               {"color": f"C{i}", "alpha": 0.25, "lw": 0.5, "ms": 2})
-                              for i, T in enumerate(cfg["diagram_periods"]) for s_ in range(d_seeds)]}
+             "bands": [(None, amps_of[T], bands[T][1], bands[T][2], {"color": f"C{i}"})
+                       for i, T in enumerate(cfg["diagram_periods"])],
+             "experiment": [(f"T = {T}", amps_of[T], bands[T][0], {"color": f"C{i}"})
+                            for i, T in enumerate(cfg["diagram_periods"])]}
         )  # fmt: skip
     result.checks.append(
         harness.seed_check(f"under-parameterised width {cfg['small']}: mean final-accuracy gain of the oscillating (T, A) "

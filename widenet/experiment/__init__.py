@@ -1,5 +1,5 @@
-"""Finite-width experiments: the shared trainer and resumable sweeps."""
+"""Finite-width experiments: the shared trainer, and sweeps shared over processes and hosts."""
 
-from . import train
+from . import distributed, train
 
-__all__ = ["train"]
+__all__ = ["train", "distributed"]

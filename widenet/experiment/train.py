@@ -458,9 +458,9 @@ def _engine(apply_fn, config, learning_rate_fn, l2_fn, weights_fn, observables, 
             "l2": carry[3].l2 if rule is not None else _value_at(l2_fn, step, hyper["l2"]) * jnp.ones(()),
             "train_loss": loss_fn(f, y, None),
             "weighted_loss": loss_fn(f, y, w),
-            "test_loss": loss_fn(ft, yt, None) if xt.shape[0] else jnp.nan,
+            "test_loss": loss_fn(ft, yt, None) if xt.shape[0] else jnp.asarray(jnp.nan),
             "train_accuracy": losses.accuracy(f, y),
-            "test_accuracy": losses.accuracy(ft, yt) if xt.shape[0] else jnp.nan,
+            "test_accuracy": losses.accuracy(ft, yt) if xt.shape[0] else jnp.asarray(jnp.nan),
             "param_norm": jnp.sqrt(sum(jnp.sum(p**2) for p in jax.tree.leaves(params))),
         }
         if ntk_fn is not None:

@@ -28,6 +28,7 @@ __all__ = [
     "loss_decomposition",
     "measured_phase",
     "phase_edges",
+    "PHASES",
 ]
 
 
@@ -188,10 +189,27 @@ def loss_decomposition(kernel, residual, *, top):
     return top_part, rest
 
 
-def measured_phase(train_loss, diverged_at):
-    """Phase of a GD run read off its loss curve: "divergent" if it diverged or ended above its
-    initial loss, "catapult" if the loss rose above its initial value and then came back below it,
-    "lazy" if it never rose. `train_loss` (..., K) recorded every step; returns a string array."""
+PHASES = ("lazy", "catapult", "spike", "divergent")
+
+
+def measured_phase(train_loss, diverged_at, *, lambda_start=None, lambda_end=None):
+    """Phase of a GD run read off its dynamics (catapult paper's definition, slides "Catapult dynamics").
+
+    - "divergent": the run diverged, or ended at or above its initial loss;
+    - "catapult": the loss rose above its initial value, came back below it, and (when the kernel's
+      top eigenvalue is given) $\\lambda_{max}$ ended below where it started: the kernel dropped;
+    - "spike": the loss rose and came back, but $\\lambda_{max}$ did not drop (only with the kernel);
+    - "lazy": the loss never rose above its initial value.
+
+    Args:
+        train_loss: (..., K) losses recorded every step (a spike lasts a few steps).
+        diverged_at: (...,) the trainer's divergence step, -1 if none.
+        lambda_start, lambda_end: optional (...,) top tangent-kernel eigenvalue at the start and at
+            the end of each run; without them a rise and return counts as a catapult.
+
+    Returns:
+        a string array of shape (...) with entries in `PHASES`.
+    """
     loss = np.asarray(train_loss, dtype=float)
     diverged_at = np.asarray(diverged_at)
     if loss.ndim < 1 or diverged_at.shape != loss.shape[:-1]:
@@ -199,22 +217,30 @@ def measured_phase(train_loss, diverged_at):
             f"`diverged_at` must have one entry per run, shape {loss.shape[:-1]} for `train_loss` of shape {loss.shape}; "
             f"got {diverged_at.shape}"
         )
+    if (lambda_start is None) != (lambda_end is None):
+        raise ValueError("`lambda_start` and `lambda_end` come together (the kernel's drop needs both)")
     start, end = loss[..., 0], loss[..., -1]
     rose = np.nanmax(loss, axis=-1) > start
-    divergent = (np.asarray(diverged_at) >= 0) | ~(end < start)
-    return np.where(divergent, "divergent", np.where(rose, "catapult", "lazy"))
+    divergent = (diverged_at >= 0) | ~(end < start)
+    dropped = np.ones(loss.shape[:-1], dtype=bool)
+    if lambda_start is not None:
+        lambda_start = np.broadcast_to(np.asarray(lambda_start, dtype=float), loss.shape[:-1])
+        lambda_end = np.asarray(lambda_end, dtype=float)
+        check_shape("lambda_end", lambda_end, loss.shape[:-1], other="one value per run, as `diverged_at`")
+        dropped = lambda_end < lambda_start
+    return np.where(divergent, "divergent", np.where(rose, np.where(dropped, "catapult", "spike"), "lazy"))
 
 
 def phase_edges(products, phases):
     """Measured (lower, upper) edges of the catapult window on a sorted grid of $\\eta\\lambda_0$:
-    midpoints between the last lazy and first catapult run, and between the last converging and
+    midpoints between the last lazy and first non-lazy run (catapult or spike), and between the last converging and
     first divergent run (inf if no run diverged, 0 if none was lazy)."""
     products, phases = np.asarray(products, float), np.asarray(phases)
     if products.ndim != 1 or phases.shape != products.shape:
         raise ValueError(f"`phases` must give one phase per product; got shapes {phases.shape} and {products.shape}")
-    unknown = set(phases.tolist()) - {"lazy", "catapult", "divergent"}
+    unknown = set(phases.tolist()) - set(PHASES)
     if unknown:
-        raise ValueError(f"`phases` must be 'lazy', 'catapult' or 'divergent'; got {sorted(unknown)}")
+        raise ValueError(f"`phases` must be among {PHASES}; got {sorted(unknown)}")
     order = np.argsort(products)
     products, phases = products[order], phases[order]
     lazy = np.where(phases == "lazy")[0]

@@ -1,11 +1,15 @@
 """Function-space gradient flow of eq. 1 (L2 paper) for any loss, integrated with diffrax.
 
-$$ \\frac{df_t(x)}{dt} = -e^{-2(k-1)\\lambda t}\\sum_{x' \\in S}\\Theta_0(x, x')\\,\\frac{\\partial L}{\\partial f_t(x')}
-   - k\\lambda f_t(x), $$
+$$ \\frac{df_t(x)}{dt} = -e^{-2(k-1)\\Lambda(t)}\\sum_{x' \\in S}\\Theta_0(x, x')\\,\\frac{\\partial L}{\\partial f_t(x')}
+   - k\\lambda(t) f_t(x), \\qquad \\Lambda(t) = \\int_0^t \\lambda(s)\\,ds, $$
 
 for train and test points alike, where $L$ is any loss of `widenet.losses` (sum over samples,
-optional per-sample weights). For MSE this is the ODE whose closed-form solution is eq. 3
-(`l2_homogeneous.mse_solution`); the two agree to 1e-10 (tests/theory/test_ode.py).
+optional per-sample weights). With a constant λ, $\\Lambda = \\lambda t$ and this is eq. 1; for MSE
+it is the ODE whose closed-form solution is eq. 3 (`l2_homogeneous.mse_solution`); the two agree to
+1e-10 (tests/theory/test_ode.py). A time-dependent λ(t) (an L2 schedule) follows from the same
+derivation (docs/theory_l2.md, "L2 schedules"): the parameters shrink by $e^{-\\Lambda(t)}$, so the
+kernel of a k-homogeneous network by $e^{-2(k-1)\\Lambda(t)}$, and Euler's theorem gives the
+$-k\\lambda(t)f$ term.
 """
 
 import diffrax
@@ -43,7 +47,10 @@ def function_space_ode(
         ts: (T,) increasing save times, ts[0] the start.
         ntk_train: (n, n) PSD kernel $\\Theta_0(X, X)$ (outputs traced out, shared by all outputs).
         y_train: (n, C) targets (one-hot for cross-entropy); f0_train: (n, C) initial outputs.
-        l2: $\\lambda \\ge 0$. k: degree of homogeneity $\\ge 1$.
+        l2: $\\lambda \\ge 0$, or a function `t -> λ(t) >= 0` of gradient-flow time (an L2 schedule;
+            jittable; e.g. `lambda t: sched(jnp.floor(t / eta))` for a schedule in steps at rate η);
+            then $\\Lambda(t) = \\int_{t_0}^t\\lambda$ with $t_0$ = ts[0], where Θ0 and f0 are taken.
+        k: degree of homogeneity $\\ge 1$.
         loss: "mse" or "cross_entropy". weights: optional (n,) per-sample loss weights.
         ntk_test_train: optional (m, n) kernel; f0_test: (m, C) initial test outputs.
         rtol, atol: diffrax PID controller tolerances.
@@ -60,7 +67,15 @@ def function_space_ode(
             f"`rtol`={rtol:g} is below float32's resolution (jax_enable_x64 is off): the solver would fail "
             "with infinities. Enable float64, or pass rtol >= 1e-6."
         )
-    check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
+    if callable(l2):
+        l2_fn = l2
+        times = concrete(ts)
+        if times is not None:  # the schedule's sign at the save times (skipped under tracing)
+            values = np.array([float(l2_fn(jnp.asarray(t, dtype=float))) for t in np.atleast_1d(times)])
+            check_range("l2", values, low=0.0, meaning="an L2 schedule λ(t) >= 0 at every save time")
+    else:
+        check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
+        l2_fn = None
     check_range("k", k, low=1.0, meaning="degree of homogeneity, k >= 1")
     check_psd_kernel("ntk_train", ntk_train)
     ntk_train = jnp.asarray(ntk_train, dtype=float)
@@ -95,13 +110,12 @@ def function_space_ode(
         raise ValueError(
             f"`ts` must be strictly increasing; it decreases or repeats at index {int(np.argmax(np.diff(times) <= 0)) + 1}"
         )
-    c = 2.0 * (k - 1.0) * l2
-
     def vector_field(t, state, args):
-        f, fx = state
+        f, fx, shrink = state  # shrink = Λ(t) - Λ(ts[0]): the integrated L2 coefficient
+        lam = l2 if l2_fn is None else l2_fn(t)
         g = losses.output_gradient(loss, f, y, weights)
-        scale = jnp.exp(-c * t)
-        return (-scale * ntk_train @ g - k * l2 * f, -scale * ntk_xt @ g - k * l2 * fx)
+        scale = jnp.exp(-2.0 * (k - 1.0) * (lam * t if l2_fn is None else shrink))
+        return (-scale * ntk_train @ g - k * lam * f, -scale * ntk_xt @ g - k * lam * fx, jnp.asarray(lam, dtype=float))
 
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field),
@@ -109,13 +123,13 @@ def function_space_ode(
         t0=ts[0],
         t1=ts[-1],
         dt0=None,
-        y0=(f0, fx0),
+        y0=(f0, fx0, jnp.zeros(())),
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps,
         throw=False,
     )
-    f_train, f_test = sol.ys
+    f_train, f_test, _ = sol.ys
     return FunctionSpaceSolution(
         ts=ts, f_train=f_train, f_test=f_test if has_test else None, success=sol.result == diffrax.RESULTS.successful
     )

@@ -18,6 +18,7 @@ from .. import losses
 from .._checks import check_int, check_labels, check_psd_kernel, check_range, check_shape, warn_if_float32
 
 __all__ = [
+    "cycle_weights",
     "floquet_multipliers",
     "floquet_radius",
     "floquet_stable",
@@ -73,6 +74,29 @@ def _check_periodic(kernel, weights, learning_rate=None):
         check_range("learning_rate", learning_rate, low=0.0, low_open=True)
 
 
+def cycle_weights(labels, *, n_classes, period, amplitude, shape="triangle"):
+    """Per-sample weights of `schedules.class_weights` over one full cycle: (C·T, n).
+
+    Classes take turns, one period T each, so the weights repeat after C·T steps, not T: the
+    Floquet functions need this whole cycle. One period alone describes a different schedule (the
+    first class emphasised forever) and gives a different η*, silently; build the weights here.
+
+    Args:
+        labels: (n,) integer classes of the training points. n_classes: C >= 2. period: T >= 2
+            steps. amplitude: A >= 1. shape: as `schedules.class_weights`.
+
+    Returns:
+        (C·T, n) weights $\\Gamma_{y_i}(s)$ for steps s = 0, ..., C·T - 1.
+    """
+    from ..schedules import class_weights
+
+    n_classes = check_int("n_classes", n_classes, low=2)
+    period = check_int("period", period, low=2, meaning="steps per period")
+    labels = jnp.asarray(check_labels("labels", labels, n_classes))
+    steps = jnp.arange(n_classes * period)
+    return class_weights(steps, n_classes=n_classes, period=period, amplitude=amplitude, shape=shape)[:, labels]
+
+
 def floquet_multipliers(kernel, weights, *, learning_rate):
     """Eigenvalues of the one-period map of the weighted-MSE residual (linearised GD).
 
@@ -85,7 +109,9 @@ def floquet_multipliers(kernel, weights, *, learning_rate):
         kernel: (n, n) PSD kernel Θ (the same for every output, the infinite-width form), or the full
             (n, n, C, C) output kernel of a finite network (`networks.empirical_ntk_full`), with which
             the multipliers are exact for its linearisation.
-        weights: (T, n) per-sample weights over one period, e.g. `class_weights(...)[..., labels]`.
+        weights: (S, n) per-sample weights over the whole cycle after which they repeat, S steps: for
+            class weights that is C·T steps, every class emphasised once (`cycle_weights`), not
+            one period T.
         learning_rate: η > 0.
 
     Returns:
@@ -150,7 +176,7 @@ def stability_boundary(kernel, weights, *, eta_max, grid=64, rtol=1e-10):
     rounding of 1).
 
     Args:
-        kernel, weights: as `floquet_multipliers` (weights over one period).
+        kernel, weights: as `floquet_multipliers` (weights over the whole cycle: `cycle_weights`).
         eta_max: upper end of the search. grid: scan points. rtol: bisection tolerance relative to η*.
 
     Returns:
@@ -191,7 +217,7 @@ def transient_amplification(kernel, weights, *, learning_rate):
     (catapult) range although the period map contracts.
 
     Args:
-        kernel: as `floquet_multipliers`. weights: (steps, n), e.g. one period. learning_rate: η.
+        kernel: as `floquet_multipliers`. weights: (steps, n), e.g. one cycle (`cycle_weights`). learning_rate: η.
 
     Returns:
         the largest spectral norm of the partial products over the steps (>= 1, since $\\Phi_0 = I$).
@@ -222,8 +248,6 @@ def floquet_radius_grid(kernel, labels, *, n_classes, periods, amplitudes, learn
         "oscillatory.floquet_radius_grid",
         "Floquet multipliers carry ~1e-6 relative error, so radii within ~1e-5 of 1 are undecided",
     )
-    from ..schedules import class_weights
-
     check_psd_kernel("kernel", kernel)
     kernel = jnp.asarray(kernel, dtype=float)
     n_classes = check_int("n_classes", n_classes, low=1)
@@ -236,10 +260,9 @@ def floquet_radius_grid(kernel, labels, *, n_classes, periods, amplitudes, learn
     out = []
     for period in periods:
         check_range("periods", period, low=2)
-        steps = jnp.arange(n_classes * int(period))
 
-        def radius(amplitude, lr, period=period, steps=steps):
-            w = class_weights(steps, n_classes=n_classes, period=period, amplitude=amplitude, shape=shape)[:, labels]
+        def radius(amplitude, lr, period=int(period)):
+            w = cycle_weights(labels, n_classes=n_classes, period=period, amplitude=amplitude, shape=shape)
             return floquet_radius(kernel, w, learning_rate=lr)
 
         grid = jax.vmap(lambda a: jax.vmap(lambda lr: radius(a, lr))(jnp.asarray(learning_rates, dtype=float)))

@@ -126,7 +126,7 @@ def test_floquet_comparison_measures_each_networks_own_multiplier(tmp_path):
 def test_l2_with_a_constant_schedule_takes_the_ode_route_and_matches_eq3():
     """Independent routes: λ given as a schedule goes through the ODE of eq. 1, a constant through eq. 3."""
     d = data.digits(key=jax.random.PRNGKey(0), n_train=10, n_test=5)
-    common = dict(widths=(32,), seeds=2, learning_rate=0.05, steps=40, records=4, key=jax.random.PRNGKey(2))
+    common = dict(widths=(16,), seeds=2, learning_rate=0.05, steps=20, records=4, key=jax.random.PRNGKey(2))
     closed = compare.l2_mse(lambda w: networks.mlp((w,)), d, l2=0.2, **common)
     scheduled = compare.l2(lambda w: networks.mlp((w,)), d, l2=lambda step: 0.2, **common)
     assert closed.config["route"] == "eq. 3" and scheduled.config["route"] == "eq. 1 (ODE)"
@@ -142,7 +142,7 @@ def test_l2_with_cross_entropy_and_a_step_schedule():
 
     d = data.digits(key=jax.random.PRNGKey(0), n_train=12, n_test=6, target="one_hot")
     schedule = schedules.piecewise_constant([20], [0.3, 0.05])
-    comp = compare.l2(lambda w: networks.mlp((w,), 10), d, widths=(16, 128), seeds=3, learning_rate=0.05, l2=schedule,
+    comp = compare.l2(lambda w: networks.mlp((w,), 10), d, widths=(16, 128), seeds=2, learning_rate=0.05, l2=schedule,
                       steps=60, records=6, key=jax.random.PRNGKey(1), loss="cross_entropy")  # fmt: skip
     np.testing.assert_allclose(comp.theory["train"][..., 0], comp.measured["train"][..., 0], rtol=1e-12)  # same f0
     mean, low, high = comp.agreement()[128]["theory"]
@@ -151,3 +151,20 @@ def test_l2_with_cross_entropy_and_a_step_schedule():
     with pytest.raises(ValueError, match="AutoL2"):
         compare.l2(lambda w: networks.mlp((w,), 10), d, widths=(8,), seeds=1, learning_rate=0.05,
                    l2=schedules.auto_l2(), steps=4, key=jax.random.PRNGKey(0))  # fmt: skip
+
+
+def test_the_l2_schedule_in_time_is_the_one_the_trainer_applied():
+    """compare.l2 maps a schedule in steps to time as λ(floor(t/η)); the trainer records λ(step)."""
+    from widenet import schedules
+    from widenet.compare._l2 import _l2_of_time
+    from widenet.experiment.train import TrainConfig, train
+
+    d = data.digits(key=jax.random.PRNGKey(0), n_train=6, n_test=0)
+    net = networks.mlp((8,))
+    schedule = schedules.piecewise_constant([3, 7], [0.3, 0.1, 0.02])
+    res = train(net.apply_fn, net.init(jax.random.PRNGKey(1), 64), d, TrainConfig(steps=12, record_every=1),
+                learning_rate=0.05, l2=schedule)  # fmt: skip
+    mapped = np.array([float(_l2_of_time(schedule, 0.05)(t)) for t in res.t])
+    np.testing.assert_array_equal(mapped, res.l2)
+    # an off-by-one (λ of the next step) would differ at the switches
+    assert not np.array_equal(np.array([float(schedule(s + 1)) for s in res.steps]), res.l2)

@@ -56,13 +56,13 @@ def test_shares_written_by_hand_gather_to_the_single_sweep_and_resume(tmp_path, 
     runs = store.RunStore(tmp_path, log=lambda line: None)
     common = dict(store=runs, name="sweep", **kwargs)
     with pytest.raises(ValueError, match="runs are not in the store"):
-        distributed.gather(runs, "sweep", RUNS, params=params, data=d, config=config, **kwargs)
+        distributed.gather(runs, "sweep", RUNS, apply_fn=net.apply_fn, params=params, data=d, config=config, **kwargs)
     assert distributed.train_shared(
         net.apply_fn, params, d, config, process_index=1, process_count=2, **common
     ) == range(8, 16)
     assert len(list(tmp_path.glob("*.npz"))) == 8  # one file per run, only this share's
     distributed.train_shared(net.apply_fn, params, d, config, process_index=0, process_count=2, **common)
-    gathered = distributed.gather(runs, "sweep", RUNS, params=params, data=d, config=config, **kwargs)
+    gathered = distributed.gather(runs, "sweep", RUNS, apply_fn=net.apply_fn, params=params, data=d, config=config, **kwargs)
     for field in ("train_loss", "test_loss", "t", "l2", "param_norm", "diverged_at", "f_train", "f_test"):
         np.testing.assert_allclose(getattr(gathered, field), getattr(whole, field), rtol=1e-12, atol=1e-14)
     for a, b in zip(jax.tree.leaves(gathered.final_params), jax.tree.leaves(whole.final_params)):
@@ -74,7 +74,18 @@ def test_shares_written_by_hand_gather_to_the_single_sweep_and_resume(tmp_path, 
     # a changed input is another run: never served from the old file
     other = dict(kwargs, learning_rate=kwargs["learning_rate"] * 1.5)
     with pytest.raises(ValueError, match="16 of 16 runs"):
-        distributed.gather(runs, "sweep", RUNS, params=params, data=d, config=config, **other)
+        distributed.gather(runs, "sweep", RUNS, apply_fn=net.apply_fn, params=params, data=d, config=config, **other)
+    # ... and so is another network on the same parameters, or other sample weights
+    gelu = networks.mlp((16,), activation="gelu")
+    with pytest.raises(ValueError, match="16 of 16 runs"):
+        distributed.gather(runs, "sweep", RUNS, apply_fn=gelu.apply_fn, params=params, data=d, config=config, **kwargs)
+    with pytest.raises(ValueError, match="16 of 16 runs"):
+        distributed.gather(runs, "sweep", RUNS, apply_fn=net.apply_fn, params=params, data=d, config=config,
+                           sample_weights=np.linspace(0.5, 1.5, 24), **kwargs)  # fmt: skip
+    # a function cannot be hashed: it must be named
+    with pytest.raises(ValueError, match="`identity` must name"):
+        distributed.train_shared(net.apply_fn, params, d, config, store=runs, name="sweep",
+                                 **dict(kwargs, learning_rate=lambda step: 0.01))  # fmt: skip
 
 
 WORKER = textwrap.dedent(
@@ -118,7 +129,7 @@ def test_two_localhost_processes_under_jax_distributed_give_the_single_process_n
     assert "process 0 trained runs [0, 1, 2, 3, 4, 5, 6, 7]" in outs[0][0]
     assert "process 1 trained runs [8, 9, 10, 11, 12, 13, 14, 15]" in outs[1][0]
     net, params, d, config, kwargs = _sweep_inputs()
-    gathered = distributed.gather(store.RunStore(tmp_path), "sweep", RUNS, params=params, data=d, config=config,
-                                  **kwargs)  # fmt: skip
+    gathered = distributed.gather(store.RunStore(tmp_path), "sweep", RUNS, apply_fn=net.apply_fn, params=params,
+                                  data=d, config=config, **kwargs)  # fmt: skip
     for field in ("train_loss", "test_loss", "param_norm", "f_train"):
         np.testing.assert_allclose(getattr(gathered, field), getattr(whole, field), rtol=1e-12, atol=1e-14)

@@ -29,9 +29,9 @@ import numpy as np
 
 from .._checks import check_int, check_range
 from ..experiment.train import TrainConfig, train_sweep
-from ..networks import empirical_ntk
+from ..networks import empirical_ntk, empirical_ntk_full
 from ..theory import catapult
-from ._stats import mean_interval
+from ._stats import defined_interval
 
 __all__ = ["CatapultComparison", "catapult_gd"]
 
@@ -42,7 +42,8 @@ class CatapultComparison:
 
     Attributes:
         widths, seeds: the sweep. products: (F,) the values $x = \\eta\\lambda_0$ asked for.
-        lambda0: (W, S) top eigenvalue of each initial network's empirical tangent kernel.
+        lambda0: (W, S) top eigenvalue of each initial network's empirical tangent kernel (for C > 1
+            outputs the full (nC, nC) kernel, whose λ_max sets GD's edge for ½Σ‖f - y‖²).
         lambda_end: (W, S, F) the same at the end of each run (NaN if it diverged).
         steps: (K,) recorded steps (every step). train_loss: (W, S, F, K) $\\frac12\\sum\\|f - y\\|^2$.
         diverged_at: (W, S, F) divergence step, -1 if none.
@@ -84,21 +85,24 @@ class CatapultComparison:
         out = {}
         for i, width in enumerate(self.widths):
             out[width] = {
-                theory: tuple(float(v) for v in mean_interval(np.mean(measured[i] == self.predicted_phases(theory), axis=-1)))
+                theory: defined_interval(np.mean(measured[i] == self.predicted_phases(theory), axis=-1))
                 for theory in ("uv", "linear")
             }  # fmt: skip
         return out
 
     def lower_edges(self):
-        """(W, S) lower edge of each seed's catapult window in units of $1/\\lambda_0$ (`phase_edges`
-        on its grid of products; the theory says 2)."""
+        """(W, S) lower edge of each seed's catapult window in units of $\\lambda_0^{-1}$ (`phase_edges`
+        on its grid of products; the theory says 2); NaN where the grid holds no edge (no lazy run,
+        or no non-lazy run after the last lazy one)."""
         phases = self.measured_phases()
-        return np.array([[catapult.phase_edges(self.products, p)[0] for p in per_width] for per_width in phases])
+        edges = np.array([[catapult.phase_edges(self.products, p)[0] for p in per_width] for per_width in phases])
+        return np.where(np.isfinite(edges) & (edges > 0), edges, np.nan)
 
     def lower_edge(self):
-        """Per width: the lower edge's mean over seeds with its 95% t-interval, {width: (mean, low, high)}."""
+        """Per width: the lower edge's mean over seeds with its 95% t-interval, {width: (mean, low, high)};
+        seeds without an edge on the grid (all lazy, or none lazy) are left out (`defined_interval`)."""
         edges = self.lower_edges()
-        return {w: tuple(float(v) for v in mean_interval(edges[i])) for i, w in enumerate(self.widths)}
+        return {w: defined_interval(edges[i]) for i, w in enumerate(self.widths)}
 
     def to_xarray(self):
         """An `xarray.Dataset` with dims (width, seed, product, record), saved by `widenet.results.save`."""
@@ -169,8 +173,18 @@ def catapult_gd(
     lam0_all, lam_end_all, losses_all, diverged_all = [], [], [], []
     for width in widths:
         network = make_network(width)
-        ntk = jax.jit(empirical_ntk(network.apply_fn))
-        top = jax.jit(jax.vmap(lambda p, ntk=ntk: jnp.linalg.eigvalsh(ntk(x_train, None, p))[-1]))
+        if network.out_dim == 1:
+            ntk = jax.jit(empirical_ntk(network.apply_fn))
+            top = jax.jit(jax.vmap(lambda p, ntk=ntk: jnp.linalg.eigvalsh(ntk(x_train, None, p))[-1]))
+        else:  # C outputs: GD's edge is set by the full (nC, nC) kernel, not the output-averaged one
+            full = empirical_ntk_full(network.apply_fn)
+
+            def top_one(p, full=full):
+                k = full(x_train, None, p)  # (n, n, C, C)
+                n, c = k.shape[0], k.shape[2]
+                return jnp.linalg.eigvalsh(k.transpose(0, 2, 1, 3).reshape(n * c, n * c))[-1]
+
+            top = jax.jit(jax.vmap(top_one))
         inits = [network.init(k, x_train.shape[1]) for k in jax.random.split(jax.random.fold_in(key, width), seeds)]
         params = jax.tree.map(lambda *p: jnp.stack(p), *inits)
         lam0 = np.asarray(top(params))

@@ -32,7 +32,7 @@ from ..experiment.train import TrainConfig, train_sweep
 from ..networks import empirical_ntk_full, lazy, lazy_params
 from ..schedules import class_weights
 from ..theory import oscillatory
-from ._stats import mean_interval
+from ._stats import defined_interval
 
 __all__ = ["FloquetComparison", "floquet", "growth_per_cycle", "boundary_crossing"]
 
@@ -84,7 +84,7 @@ class FloquetComparison:
         own_eta_star: (W, S) each initial network's own boundary (its full output kernel).
         own_log_radius: (W, S, F) $\\log|\\mu_{max}|$ of each run's own cycle map.
         growth: (W, S, F) measured log growth of the residual per cycle (`growth_per_cycle`).
-        train_loss: (W, S, F, cycles + 1) weighted-MSE loss (unweighted) once per cycle, lazy units.
+        train_loss: (W, S, F, cycles + 1) the unweighted loss ½Σ(g - y)² once per cycle (lazy units).
         config: what produced it.
     """
 
@@ -109,7 +109,8 @@ class FloquetComparison:
         """Per width, mean over seeds with 95% t-intervals of the measured boundary's relative miss
         against the infinite-width theory (|m - 1|), each network's own linearisation
         (|m·η*/η*_own - 1|) and the static rival (|m·η*/(2/λ_max) - 1|):
-        {width: {"floquet": ..., "own": ..., "static": ...}}."""
+        {width: {"floquet": ..., "own": ..., "static": ...}}; seeds whose grid does not bracket their
+        boundary are left out (`defined_interval`)."""
         m = self.measured_boundary()
         miss = {
             "floquet": np.abs(m - 1.0),
@@ -117,7 +118,7 @@ class FloquetComparison:
             "static": np.abs(m * self.eta_star / self.static_edge - 1.0),
         }
         return {
-            w: {name: tuple(float(v) for v in mean_interval(value[i])) for name, value in miss.items()}
+            w: {name: defined_interval(value[i]) for name, value in miss.items()}
             for i, w in enumerate(self.widths)
         }
 

@@ -24,6 +24,7 @@ AutoL2 sets λ from the measured loss as training goes, so no open-loop theory p
 it is not accepted here (train it with `experiment.train` and compare the λ it chose).
 """
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,7 +38,7 @@ from ..experiment.train import TrainConfig, train_sweep
 from ..schedules import AutoL2
 from ..theory import l2_homogeneous as l2h
 from ..theory import ode
-from ._stats import mean_interval
+from ._stats import defined_interval
 
 __all__ = ["L2Comparison", "l2", "l2_mse"]
 
@@ -81,11 +82,12 @@ class L2Comparison:
 
     def agreement(self, split="train", until=None):
         """Per width: mean over seeds of the relative errors of eq. 3 and of the k = 1 rival, with 95%
-        t-intervals, as {width: {"theory": (mean, low, high), "linear": (mean, low, high)}}."""
+        t-intervals, as {width: {"theory": (mean, low, high), "linear": (mean, low, high)}}; seeds
+        whose error is not finite (a diverged run) are left out (`defined_interval`)."""
         out = {}
         for i, width in enumerate(self.widths):
             out[width] = {
-                which: tuple(float(v) for v in mean_interval(self.relative_error(which, split, until)[i]))
+                which: defined_interval(self.relative_error(which, split, until)[i])
                 for which in ("theory", "linear")
             }
         return out
@@ -171,22 +173,31 @@ def _theory_losses(loss, times, problems, data, *, l2, k, learning_rate):
                                    ntk_test_train=p.ntk_test_train, f0_test=p.f0_test)  # fmt: skip
             out.append((np.asarray(fn(sol.f_train, y)), np.asarray(fn(sol.f_test, yt))))
         return [a for a, _ in out], [b for _, b in out]
-    if callable(l2):  # a schedule in steps at a constant rate: λ(t) = l2(floor(t/η))
-        schedule = l2
-
-        def l2_of_t(time):
-            return jnp.asarray(schedule(jnp.floor(time / learning_rate + 1e-9).astype(int)), dtype=float)
-    else:
-        l2_of_t = l2
+    l2_of_t = _l2_of_time(l2, learning_rate) if callable(l2) else l2
 
     def one_run(t, ntk, f0, ntk_xt, f0x):
         sol = ode.function_space_ode(t, ntk, y, f0, l2=l2_of_t, k=k, loss=loss, ntk_test_train=ntk_xt, f0_test=f0x)
-        return fn(sol.f_train, y), fn(sol.f_test, yt)
+        return fn(sol.f_train, y), fn(sol.f_test, yt), sol.success
 
     stack = lambda name: jnp.stack([jnp.asarray(getattr(p, name), dtype=float) for p in problems])  # noqa: E731
-    train, test = jax.jit(jax.vmap(one_run))(jnp.asarray(np.asarray(times), dtype=float), stack("ntk_train"),
-                                             stack("f0_train"), stack("ntk_test_train"), stack("f0_test"))  # fmt: skip
-    return list(np.asarray(train)), list(np.asarray(test))
+    train, test, ok = jax.jit(jax.vmap(one_run))(jnp.asarray(np.asarray(times), dtype=float), stack("ntk_train"),
+                                                 stack("f0_train"), stack("ntk_test_train"), stack("f0_test"))  # fmt: skip
+    train, test, ok = np.asarray(train), np.asarray(test), np.asarray(ok)
+    if not ok.all():
+        warnings.warn(f"compare.l2: the ODE solver failed for {int((~ok).sum())} of {ok.size} runs (k = {k:g}); their "
+                      "theory is NaN and they are left out of the agreement", RuntimeWarning, stacklevel=3)  # fmt: skip
+        train[~ok], test[~ok] = np.nan, np.nan
+    return list(train), list(test)
+
+
+def _l2_of_time(schedule, learning_rate):
+    """λ as a function of gradient-flow time for an L2 schedule in steps at a constant rate η: update s
+    covers $t \\in [s\\eta, (s+1)\\eta)$ and uses `schedule(s)`, as the trainer does."""
+
+    def l2_of_t(time):
+        return jnp.asarray(schedule(jnp.floor(time / learning_rate + 1e-9).astype(int)), dtype=float)
+
+    return l2_of_t
 
 
 def _compare(make_network, data, *, widths, seeds, learning_rate, l2, steps, key, loss, records, progress):

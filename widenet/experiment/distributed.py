@@ -1,21 +1,28 @@
-"""Sweeps over several processes (JAX multi-controller: one process per host, e.g. under Slurm).
+"""Sweeps over several processes: one process per host or per GPU, e.g. Slurm tasks.
 
-Under `jax.distributed.initialize(...)` every process runs the same script. `train_shared` gives
-each process its own contiguous share of the R runs (`process_share`), trains that share with
-`train_sweep` on the process's own devices (`jax.local_devices()`, the share's runs sharded over
-them), and writes each finished run to a shared `store.RunStore` folder as its own file: no two
-processes ever write one file, and no step needs the other processes (no collectives), so a host
-that is slow or restarted delays only its own runs. Runs already in the store are skipped, so an
+Every process runs the same script. `train_shared` gives each process its own contiguous share of
+the R runs (`process_share`), trains that share with `train_sweep` on the process's own devices
+(`jax.local_devices()`, the share's runs sharded over them), and writes each finished run to a
+shared `store.RunStore` folder as its own file: no two processes ever write one file, and no
+training step needs another process (no collectives). Runs already in the store are skipped, so an
 interrupted sweep resumes where it stopped. `gather` reads the whole sweep back as one
 `TrainResult` with the run axis, on any process (or later, on a laptop).
 
-A run's identity in the store is its sweep `name` and index, the training configuration, a hash of
-its own initial parameters, data, learning rate, L2, key and argument pytrees, and whatever the
-caller adds as `identity` (schedules and observables are functions, which cannot be hashed: name
-them there). A changed input therefore never reads a stale file.
+The process index and count come from `jax.distributed` when it is initialised (JAX's
+multi-controller runtime; its processes are coupled by the coordinator's start-up, heartbeats and
+shutdown barrier, so a dead process brings the others down), or are passed explicitly, e.g.
+`process_index=SLURM_PROCID, process_count=SLURM_NTASKS`: fully independent processes, which this
+design allows because nothing is communicated (docs/scale.md).
 
-Without `jax.distributed` (one process) `train_shared` trains every run: the same code runs on a
-laptop, on one GPU host, or on a cluster (docs/scale.md).
+A run's identity in the store is its sweep `name` and index, the training configuration, the
+network (the jaxpr of `apply_fn` on the run's parameters), a hash of its own initial parameters,
+data, learning rate, L2 (AutoL2's settings), key, sample weights and argument pytrees, and the
+caller's `identity`. Functions other than the network (schedules, a weight function, observables)
+cannot be hashed: `train_shared` refuses them unless `identity` names them. A changed array input or
+network therefore never reads a stale file.
+
+Without `jax.distributed` and explicit indices (one process) `train_shared` trains every run: the
+same code runs on a laptop, on one GPU host, or on a cluster.
 """
 
 import hashlib
@@ -81,6 +88,35 @@ def _run_identity(name, i, n_runs, config, data_digest, inputs, identity):
             "inputs": _digest(*inputs), "caller": identity}  # fmt: skip
 
 
+def _keys(key, n_runs):
+    """Per-run keys: raw (R, 2) uint32 or typed (R,) keys as given; one key is shared by every run."""
+    if key is None:
+        return None
+    one = jnp.ndim(key) == (0 if _is_typed_key(key) else 1)
+    return jnp.broadcast_to(key, (n_runs,) + jnp.shape(key)) if one else key
+
+
+def _common_digest(apply_fn, params, data, l2, sample_weights):
+    """What every run shares: the data, the network's jaxpr (on run 0's parameters), AutoL2's settings
+    and an array of sample weights."""
+    x = jnp.asarray(data.x_train, dtype=float)
+    network = str(jax.make_jaxpr(apply_fn)(jax.tree.map(lambda p: jnp.asarray(p)[0], params), x))
+    extra = [repr(l2) if isinstance(l2, AutoL2) else "", network]
+    weights = None if sample_weights is None or callable(sample_weights) else sample_weights
+    h = hashlib.sha256(_digest(data.x_train, data.y_train, data.x_test, data.y_test, weights).encode())
+    for text in extra:
+        h.update(text.encode())
+    return h.hexdigest()
+
+
+def _check_functions_named(identity, **functions):
+    named = [name for name, value in functions.items() if value is not None and (callable(value) or
+             (isinstance(value, dict) and value))]  # fmt: skip
+    if named and identity is None:
+        raise ValueError(f"`identity` must name the functions {named} (a function cannot be hashed, so a changed "
+                         "one would read the old runs): e.g. identity={'schedule': 'cosine, 1e-2 -> 0'}")  # fmt: skip
+
+
 def _to_values(result: TrainResult):
     values = {"steps": result.steps}
     for name in _PER_RUN:
@@ -122,8 +158,9 @@ def train_shared(
     Args:
         store: a `store.RunStore` on a folder every process can write (a shared file system).
         name: the sweep's name in the store (a readable string).
-        identity: anything JSON-serialisable that, with the arrays, identifies the sweep: name
-            the schedules and observables here when they are functions.
+        identity: anything JSON-serialisable that, with the arrays, identifies the sweep; required
+            (a ValueError otherwise) when a schedule, a weight function or observables are passed:
+            name them here.
         process_index, process_count: default from `jax.distributed` (set them to split a sweep
             by hand, e.g. over Slurm array tasks without `jax.distributed`).
 
@@ -137,9 +174,13 @@ def train_shared(
         raise ValueError(f"`params` must be a pytree of arrays with a leading run axis; got {params!r}")
     n_runs = int(jnp.shape(leaves[0])[0])
     share = process_share(n_runs, process_index=process_index, process_count=process_count)
+    _check_functions_named(identity, learning_rate=learning_rate if callable(learning_rate) else None,
+                           l2=l2 if callable(l2) and not isinstance(l2, AutoL2) else None,
+                           sample_weights=sample_weights if callable(sample_weights) else None,
+                           observables=observables)  # fmt: skip
     lr, lam = _per_run_value(learning_rate, n_runs), _per_run_value(l2, n_runs)
-    keys = None if key is None else (jnp.broadcast_to(key, (n_runs,) + jnp.shape(key)) if jnp.ndim(key) == 1 else key)
-    data_digest = _digest(data.x_train, data.y_train, data.x_test, data.y_test)
+    keys = _keys(key, n_runs)
+    data_digest = _common_digest(apply_fn, params, data, l2, sample_weights)
 
     def run_identity(i):
         inputs = [_take(t, [i]) for t in (params, lr, lam, keys, sample_weight_args, observable_args)]
@@ -160,8 +201,8 @@ def train_shared(
     return share
 
 
-def gather(store, name, n_runs, *, params, data, config: TrainConfig, learning_rate, l2=0.0, key=None,
-           sample_weight_args=None, observable_args=None, identity=None):  # fmt: skip
+def gather(store, name, n_runs, *, apply_fn, params, data, config: TrainConfig, learning_rate, l2=0.0, key=None,
+           sample_weights=None, sample_weight_args=None, observable_args=None, identity=None):  # fmt: skip
     """The whole sweep `name` from `store` as one `TrainResult` with the run axis.
 
     Takes the same inputs as `train_shared` (they identify each run's file; `params` also gives the
@@ -169,8 +210,8 @@ def gather(store, name, n_runs, *, params, data, config: TrainConfig, learning_r
     """
     n_runs = check_int("n_runs", n_runs, low=1)
     lr, lam = _per_run_value(learning_rate, n_runs), _per_run_value(l2, n_runs)
-    keys = None if key is None else (jnp.broadcast_to(key, (n_runs,) + jnp.shape(key)) if jnp.ndim(key) == 1 else key)
-    data_digest = _digest(data.x_train, data.y_train, data.x_test, data.y_test)
+    keys = _keys(key, n_runs)
+    data_digest = _common_digest(apply_fn, params, data, l2, sample_weights)
     found, missing = [], []
     for i in range(n_runs):
         inputs = [_take(t, [i]) for t in (params, lr, lam, keys, sample_weight_args, observable_args)]
@@ -178,7 +219,9 @@ def gather(store, name, n_runs, *, params, data, config: TrainConfig, learning_r
         (missing.append(i) if values is None else found.append(values))
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        raise ValueError(f"sweep {name!r}: {len(missing)} of {n_runs} runs are not in the store (runs {shown})")
+        raise ValueError(f"sweep {name!r}: {len(missing)} of {n_runs} runs are not in the store (runs {shown}); "
+                         "each run's file is found by its inputs, so the network, data, hyperparameters, "
+                         "`identity` and the float64 setting (jax_enable_x64) must be those of train_shared")  # fmt: skip
     structure = jax.tree.structure(params)
     stack = lambda name: np.stack([v[name] for v in found])  # noqa: E731
     return TrainResult(

@@ -227,7 +227,8 @@ def train_sweep(
 ):
     """Train R runs at once (vmapped): parameters, learning rates, L2 and keys along axis 0.
 
-    The run axis is sharded over `devices` (default: all of `jax.devices()`), padded with copies of
+    The run axis is sharded over `devices` (default: all of this process's `jax.local_devices()`,
+    which is every device without `jax.distributed`), padded with copies of
     the last run to a multiple of their number: one program, each device training its share of the
     runs; records are gathered to the host once, at the end. On one device nothing is moved.
 
@@ -251,7 +252,8 @@ def train_sweep(
             step `step` will use: `batch_indices(key, step, n, b)`).
         progress: True (or a label string) to print progress to stderr at most every 5 s with an ETA,
             or a callable `(done_steps, total_steps)`.
-        devices: the devices to shard the runs over (default all; `[jax.devices()[0]]` for one).
+        devices: the devices to shard the runs over (default this process's local devices;
+            `[jax.local_devices()[0]]` for one).
         run_batch: None (all runs in one vmapped batch) or b: the runs are trained b at a time,
             vmapped within a group and the groups in sequence inside the same compiled program
             (`jax.lax.map(..., batch_size=b)`), with identical updates. On a CPU with wide networks a
@@ -269,10 +271,10 @@ def train_sweep(
     n_runs = _check_params_and_outputs(apply_fn, params, x, y, xt, yt)
     if run_batch is not None:
         check_int("run_batch", run_batch, low=1, meaning="runs trained together in one vmapped group")
-        if len(jax.devices() if devices is None else devices) > 1:
+        if len(jax.local_devices() if devices is None else devices) > 1:
             raise ValueError(
                 "`run_batch` groups runs on one device; with several devices the runs are sharded instead: "
-                "pass devices=[jax.devices()[0]] to use it"
+                "pass devices=[jax.local_devices()[0]] to use it"
             )
     checked_steps = sorted({0, config.steps, *range(0, config.steps, config.record_every)})
     if callable(learning_rate):
@@ -370,7 +372,7 @@ def train_sweep(
 def _place_on_devices(hyper, carry, arrays, n_runs, devices):
     """Shard the run axis of `hyper` and `carry` over `devices` (a 1-D mesh "runs"), padding with
     copies of the last run; `arrays` (the data) are replicated. A no-op on one device."""
-    devices = list(jax.devices() if devices is None else devices)
+    devices = list(jax.local_devices() if devices is None else devices)
     if len(devices) <= 1:
         return hyper, carry, arrays
     from jax.sharding import Mesh, NamedSharding, PartitionSpec

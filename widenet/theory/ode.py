@@ -1,10 +1,11 @@
 """Function-space gradient flow of eq. 1 (L2 paper) for any loss, integrated with diffrax.
 
 $$ \\frac{df_t(x)}{dt} = -e^{-2(k-1)\\Lambda(t)}\\sum_{x' \\in S}\\Theta_0(x, x')\\,\\frac{\\partial L}{\\partial f_t(x')}
-   - k\\lambda(t) f_t(x), \\qquad \\Lambda(t) = \\int_0^t \\lambda(s)\\,ds, $$
+   - k\\lambda(t) f_t(x), \\qquad \\Lambda(t) = \\int_{t_0}^t \\lambda(s)\\,ds, $$
 
 for train and test points alike, where $L$ is any loss of `widenet.losses` (sum over samples,
-optional per-sample weights). With a constant λ, $\\Lambda = \\lambda t$ and this is eq. 1; for MSE
+optional per-sample weights), from $t_0$ = ts[0], where $\\Theta_0$ and $f_0$ are taken (t_0 = 0 in the
+paper). With a constant λ, $\\Lambda = \\lambda (t - t_0)$ and this is eq. 1; for MSE
 it is the ODE whose closed-form solution is eq. 3 (`l2_homogeneous.mse_solution`); the two agree to
 1e-10 (tests/theory/test_ode.py). A time-dependent λ(t) (an L2 schedule) follows from the same
 derivation (docs/theory_l2.md, "L2 schedules"): the parameters shrink by $e^{-\\Lambda(t)}$, so the
@@ -114,7 +115,7 @@ def function_space_ode(
         f, fx, shrink = state  # shrink = Λ(t) - Λ(ts[0]): the integrated L2 coefficient
         lam = l2 if l2_fn is None else l2_fn(t)
         g = losses.output_gradient(loss, f, y, weights)
-        scale = jnp.exp(-2.0 * (k - 1.0) * (lam * t if l2_fn is None else shrink))
+        scale = jnp.exp(-2.0 * (k - 1.0) * (lam * (t - ts[0]) if l2_fn is None else shrink))
         return (-scale * ntk_train @ g - k * lam * f, -scale * ntk_xt @ g - k * lam * fx, jnp.asarray(lam, dtype=float))
 
     sol = diffrax.diffeqsolve(

@@ -133,6 +133,10 @@ def l2(
     """Train `make_network(width)` at each width over `seeds` seeds (full-batch GD with L2) and
     evaluate the theory for the network's degree k and the k = 1 model from each run's own Θ0 and f0.
 
+    The theory is gradient flow: at a finite η, GD's own map differs from it by O(η) at every width
+    (`l2_homogeneous.gd_solution` gives the map for MSE with a constant λ; the harness's `l2_digits`
+    uses it), so keep ηγ_max small (e.g. 0.1) when the agreement is to measure the width effect alone.
+
     Args:
         make_network: width -> `networks.Network`, e.g. `lambda w: networks.mlp((w,))` or a
             `networks.from_stax(...)` of your own stax layers.

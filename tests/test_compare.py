@@ -168,3 +168,26 @@ def test_the_l2_schedule_in_time_is_the_one_the_trainer_applied():
     np.testing.assert_array_equal(mapped, res.l2)
     # an off-by-one (λ of the next step) would differ at the switches
     assert not np.array_equal(np.array([float(schedule(s + 1)) for s in res.steps]), res.l2)
+
+
+def test_catapult_gd_takes_lambda0_from_the_full_kernel_for_several_outputs():
+    """For ½Σ‖f - y‖² with C outputs GD's edge is 2/λ_max of the (nC, nC) kernel, which exceeds the
+    output-averaged kernel's λ_max."""
+    d = data.digits(key=jax.random.PRNGKey(0), n_train=8, n_test=0, target="one_hot")
+    make = lambda w: networks.mlp((w,), 10)  # noqa: E731
+    comp = compare.catapult_gd(make, d, widths=(16,), seeds=1, products=(0.5,), steps=2, key=jax.random.PRNGKey(4))
+    net = make(16)
+    params = net.init(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(4), 16), 1)[0], 64)
+    full = np.asarray(networks.empirical_ntk_full(net.apply_fn)(d.x_train, None, params))
+    n, c = full.shape[0], full.shape[2]
+    want = np.linalg.eigvalsh(full.transpose(0, 2, 1, 3).reshape(n * c, n * c))[-1]
+    averaged = np.linalg.eigvalsh(np.asarray(networks.empirical_ntk(net.apply_fn)(d.x_train, None, params)))[-1]
+    assert comp.lambda0[0, 0] == pytest.approx(want, rel=1e-10) and want > averaged * (1 + 1e-6)
+
+
+def test_seeds_whose_statistic_is_undefined_are_left_out_of_the_agreement():
+    from widenet.compare._stats import defined_interval
+
+    assert defined_interval([0.1, np.nan, 0.3, np.inf]) == pytest.approx(compare.mean_interval(np.array([0.1, 0.3])))
+    mean, low, high = defined_interval([np.nan, np.nan])
+    assert np.isnan(mean) and low == -np.inf and high == np.inf

@@ -203,7 +203,7 @@ def comparison(path, comp, *, split="train", title=None, vector="pdf"):
     one for what each line style means."""
     from matplotlib.lines import Line2D
 
-    from .compare import L2Comparison, mean_interval
+    from .compare import L2Comparison
 
     if not isinstance(comp, L2Comparison):
         raise TypeError(f"`comp` must be a compare.L2Comparison; got {type(comp).__name__}")
@@ -214,9 +214,7 @@ def comparison(path, comp, *, split="train", title=None, vector="pdf"):
         colour = width_colour(width)
         t = comp.t[i].mean(axis=0)
         keep = t > 0
-        mean, low, high = mean_interval(comp.measured[split][i])
-        ax.fill_between(t[keep], low[keep], high[keep], color=colour, alpha=0.2, lw=0, zorder=1)
-        ax.plot(t[keep], mean[keep], "o", ms=3, color=colour, zorder=2)
+        _seed_band(ax, t[keep], comp.measured[split][i][:, keep], colour)  # a diverged seed is left out
         ax.plot(t[keep], comp.theory[split][i].mean(axis=0)[keep], "-", lw=1.8, color=colour, zorder=4)
         ax.plot(t[keep], comp.linear[split][i].mean(axis=0)[keep], "--", lw=1.2, color=colour, zorder=3)
         t_star = comp.loss_minimum_time[i]
@@ -227,16 +225,14 @@ def comparison(path, comp, *, split="train", title=None, vector="pdf"):
     ax.set_xlabel("gradient-flow time t = η · step")
     ax.set_ylabel(f"{split} loss " + ("½Σ(f − y)²" if comp.config.get("loss", "mse") == "mse" else "Σ cross-entropy"))
     ax.grid(alpha=0.3, which="both")
-    widths = [Line2D([], [], color=width_colour(w), lw=6, alpha=0.6, label=f"width {w}") for w in comp.widths]
     styles = [
-        Line2D([], [], color="k", marker="o", ls="none", ms=3, label=f"trained: mean of {comp.seeds} seeds, band 95%"),
+        Line2D([], [], color="k", marker="o", ms=3, lw=0.8, label=f"trained: mean of {comp.seeds} seeds, band 95%"),
         Line2D([], [], color="k", ls="-", lw=1.8, label=f"{comp.config.get('route', 'eq. 3')}, k = {comp.k:g} (each run's Θ0, f0)"),
         Line2D([], [], color="k", ls="--", lw=1.2, label="linear model, k = 1"),
-        Line2D([], [], color="k", ls=":", lw=1, label="t* of eq. 3 (loss minimum)"),
     ]
-    first = ax.legend(handles=widths, fontsize=7, loc="lower left")
-    ax.add_artist(first)
-    ax.legend(handles=styles, fontsize=7, loc="upper right")
+    if np.isfinite(comp.loss_minimum_time).any():
+        styles.append(Line2D([], [], color="k", ls=":", lw=1, label="t* of eq. 3 (loss minimum)"))
+    _width_legend(ax, comp.widths, styles, loc_widths="lower left")
     lam = comp.config.get("l2", "?")
     lam = "a schedule" if callable(lam) else lam
     return _save(fig, path, title or f"{split} loss: trained networks vs {comp.config.get('route', 'eq. 3')} (λ = {lam})", vector)

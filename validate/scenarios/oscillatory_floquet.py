@@ -95,7 +95,6 @@ def run(ctx: harness.Context):
     # experiment 1: lazy networks of several widths at one (T, A), a grid of η around the prediction
     # (compare.floquet: each width a vmapped sweep over seeds x ratios, each network's own kernel beside it)
     period, amp = cfg["point"]
-    eta_pred = boundary(period, amp)
     ratios = np.linspace(*cfg["ratios"])
     parts = []
     for width in cfg["widths"]:
@@ -226,7 +225,7 @@ def run(ctx: harness.Context):
     result.tables += [
         f"Spiral {sizes} (class-imbalanced), 2 -> W -> 3 ReLU with biases (NTK parameterisation), weighted MSE "
         f"(sum over samples), triangle class weights; λ_max = {lam:.4g} (infinite-width NTK). Lazy scale α = {ALPHA:g}. "
-        f"Width series at T = {period}, A = {amp:g}: predicted η*·λ_max = {eta_pred * lam:.4f}; measured boundary / "
+        f"Width series at T = {period}, A = {amp:g}: predicted η*·λ_max = {comp.eta_star * lam:.4f}; measured boundary / "
         "predicted per width (mean ± sd over seeds): "
         + ", ".join(f"{w}: {_defined_mean(measured[i], 4)} ± {np.std(measured[i][np.isfinite(measured[i])]) if np.isfinite(measured[i]).any() else np.nan:.4f}"
                     for i, w in enumerate(cfg["widths"]))

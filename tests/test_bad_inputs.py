@@ -187,6 +187,12 @@ def _cases(tmp):
             ("alpha inf", lambda: networks.lazy(NET.apply_fn, np.inf), "alpha"),
         ],
         "widenet.networks.lazy_params": [("None", lambda: networks.lazy_params(None), "params0")],
+        "widenet.networks.linearized": [("not callable", lambda: networks.linearized(None), "apply_fn")],
+        "widenet.networks.linearized_gd_params": [
+            ("eta 0", lambda: networks.linearized_gd_params(NET.apply_fn, PARAMS, X, Y, learning_rate=0.0, steps=3), "learning_rate"),
+            ("steps -1", lambda: networks.linearized_gd_params(NET.apply_fn, PARAMS, X, Y, learning_rate=0.1, steps=-1), "steps"),
+            ("y shape", lambda: networks.linearized_gd_params(NET.apply_fn, PARAMS, X, Y, learning_rate=0.1, steps=3), "`y`"),
+        ],
         # losses
         "widenet.losses.mse": [
             ("(4, 1) against (4,)", lambda: losses.mse(jnp.full((4, 1), 0.5), jnp.ones(4)), "`y`"),

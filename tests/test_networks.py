@@ -128,3 +128,58 @@ def test_lazy_model_is_the_network_with_its_residual_scaled_down():
     assert gaps[1] < gaps[0] / 5 and gaps[1] < 1e-2, gaps
     with pytest.raises(ValueError, match="`alpha` must lie in"):
         networks.lazy(net.apply_fn, 0.0)
+
+
+def test_linearized_model_is_neural_tangents_linearize_and_keeps_theta0_fixed_under_vmapped_sgd():
+    """Independent route: `neural_tangents.linearize` (its own jvp closure over one θ0) at a moved θ;
+    θ0's gradient is exactly 0, and a 2-seed vmapped sweep equals each seed's own NT model."""
+    from widenet.data import Dataset
+    from widenet.experiment.train import TrainConfig, train_sweep
+
+    net = networks.mlp((32,), 2, b_std=0.5)
+    x = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
+    y = jax.random.normal(jax.random.PRNGKey(2), (6, 2))
+    seeds = [net.init(k, 3) for k in jax.random.split(jax.random.PRNGKey(0), 2)]
+    moved = jax.tree.map(lambda a: a + 0.3 * jnp.cos(a), seeds[0])
+    lin = networks.linearized(net.apply_fn)
+    np.testing.assert_allclose(
+        lin((moved, seeds[0]), x), _nt.linearize(net.apply_fn, seeds[0])(moved, x), rtol=1e-12, atol=1e-12
+    )
+    g0 = jax.grad(lambda p: jnp.sum(lin(p, x) ** 2))((moved, seeds[0]))[1]
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(g0))
+
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *seeds)
+    d = Dataset(x, y, x[:2], y[:2], name="t")
+    cfg = TrainConfig(steps=12, record_every=4, batch_size=3, record_outputs=False)
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    swept = train_sweep(lin, networks.lazy_params(stacked), d, cfg, learning_rate=jnp.array([0.2, 0.3]), key=keys)
+    for i, p0 in enumerate(seeds):
+        own = train_sweep(_nt.linearize(net.apply_fn, p0), jax.tree.map(lambda a: a[None], p0), d, cfg,
+                          learning_rate=jnp.array([0.2, 0.3][i : i + 1]), key=keys[i : i + 1])  # fmt: skip
+        np.testing.assert_allclose(swept.train_loss[i], own.train_loss[0], rtol=1e-10)
+        for a, b in zip(jax.tree.leaves(swept.final_params[1]), jax.tree.leaves(p0)):
+            np.testing.assert_array_equal(a[i], b)
+
+
+def test_linearized_gd_params_are_the_iterated_linear_model_at_every_step_count():
+    """Closed form against the scanned trainer on `linearized` (two outputs, η on both sides of 2/λ_max)."""
+    from widenet.data import Dataset
+    from widenet.experiment.train import TrainConfig, train_sweep
+
+    net = networks.mlp((24,), 2, b_std=0.5)
+    p0 = net.init(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(jax.random.PRNGKey(1), (7, 3))
+    y = jax.random.normal(jax.random.PRNGKey(2), (7, 2))
+    kernel = networks.empirical_ntk_full(net.apply_fn)(x, None, p0).transpose(0, 2, 1, 3).reshape(14, 14)
+    lam = float(jnp.linalg.eigvalsh(kernel)[-1])
+    lin = networks.linearized(net.apply_fn)
+    d = Dataset(x, y, x[:2], y[:2], name="t")
+    for factor, steps in ((1.5, 40), (2.1, 9)):
+        res = train_sweep(lin, networks.lazy_params(jax.tree.map(lambda a: a[None], p0)), d,
+                          TrainConfig(steps=steps, record_every=steps, record_outputs=False), learning_rate=jnp.array([factor / lam]))  # fmt: skip
+        exact = networks.linearized_gd_params(net.apply_fn, p0, x, y, learning_rate=factor / lam, steps=steps)
+        for a, b in zip(jax.tree.leaves(exact), jax.tree.leaves(res.final_params)):
+            np.testing.assert_allclose(a, b[0], rtol=1e-10, atol=1e-10)
+    same = networks.linearized_gd_params(net.apply_fn, p0, x, y, learning_rate=0.1, steps=0)
+    for a, b in zip(jax.tree.leaves(same[0]), jax.tree.leaves(p0)):
+        np.testing.assert_allclose(a, b, atol=1e-14)

@@ -183,3 +183,17 @@ def test_linearized_gd_params_are_the_iterated_linear_model_at_every_step_count(
     same = networks.linearized_gd_params(net.apply_fn, p0, x, y, learning_rate=0.1, steps=0)
     for a, b in zip(jax.tree.leaves(same[0]), jax.tree.leaves(p0)):
         np.testing.assert_allclose(a, b, atol=1e-14)
+
+
+def test_quadratic_model_with_theta0_as_parameter_is_taylor_expand_and_keeps_theta0_fixed():
+    """Independent route: neural-tangents' `taylor_expand(apply_fn, θ0, 2)` at a moved θ; θ0 gets no gradient."""
+    from widenet.theory import catapult
+
+    net = networks.mlp((16, 16), 2, b_std=0.3)
+    p0 = net.init(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
+    moved = jax.tree.map(lambda a: a + 0.2 * jnp.sin(3 * a), p0)
+    quad = networks.quadratic(net.apply_fn)
+    np.testing.assert_allclose(quad((moved, p0), x), catapult.quadratic_model(net.apply_fn, p0)(moved, x), rtol=1e-12, atol=1e-12)
+    g0 = jax.grad(lambda p: jnp.sum(quad(p, x) ** 2))((moved, p0))[1]
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(g0))

@@ -27,6 +27,7 @@ __all__ = [
     "lazy",
     "linearized",
     "linearized_gd_params",
+    "quadratic",
     "lazy_params",
 ]
 
@@ -250,6 +251,33 @@ def linearized(apply_fn):
         delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
         f0, df = jax.jvp(lambda p: apply_fn(p, x), (theta0,), (delta,))
         return f0 + df
+
+    return apply
+
+
+def quadratic(apply_fn):
+    """The neural quadratic model $f_{\theta_0} + J\\Delta + \frac12\\Delta^T H_f\\Delta$, $\\Delta = \theta - \theta_0$, with θ0 a parameter.
+
+    The second-order Taylor expansion of the catapult slides ("Neural quadratic models"), as
+    `theory.catapult.quadratic_model` (neural-tangents' `taylor_expand`, closed over one θ0), but
+    with parameters `(θ, θ0)` (start from `lazy_params(params0)`) and θ0 behind `stop_gradient`, so a
+    sweep over initialisations is one vmapped `train_sweep`. Nested jvp, never a dense Hessian.
+
+    Returns:
+        `apply((θ, θ0), x) -> f^{quad}(x)`.
+    """
+    _check_apply_fn(apply_fn)
+
+    def apply(params, x):
+        theta, theta0 = params
+        theta0 = jax.lax.stop_gradient(theta0)
+        delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
+
+        def directional(p):  # J(p) Δ
+            return jax.jvp(lambda q: apply_fn(q, x), (p,), (delta,))[1]
+
+        first, second = jax.jvp(directional, (theta0,), (delta,))  # J Δ and Δᵀ H_f Δ
+        return apply_fn(theta0, x) + first + 0.5 * second
 
     return apply
 

@@ -188,6 +188,7 @@ def _cases(tmp):
         ],
         "widenet.networks.lazy_params": [("None", lambda: networks.lazy_params(None), "params0")],
         "widenet.networks.linearized": [("not callable", lambda: networks.linearized(None), "apply_fn")],
+        "widenet.networks.scale_invariant": [("radius -1", lambda: networks.scale_invariant(NET, radius=-1.0), "radius")],
         "widenet.networks.quadratic": [("not callable", lambda: networks.quadratic(None), "apply_fn")],
         "widenet.networks.linearized_gd_params": [
             ("eta 0", lambda: networks.linearized_gd_params(NET.apply_fn, PARAMS, X, Y, learning_rate=0.0, steps=3), "learning_rate"),

@@ -197,3 +197,53 @@ def test_quadratic_model_with_theta0_as_parameter_is_taylor_expand_and_keeps_the
     np.testing.assert_allclose(quad((moved, p0), x), catapult.quadratic_model(net.apply_fn, p0)(moved, x), rtol=1e-12, atol=1e-12)
     g0 = jax.grad(lambda p: jnp.sum(quad(p, x) ** 2))((moved, p0))[1]
     assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(g0))
+
+
+def test_scale_invariant_network_l2_is_exactly_an_exponentially_growing_learning_rate():
+    """f(aθ) = f(θ), measure_degree = 0, and the Li-Arora identity behind the L2 paper's k = 0 case:
+    GD with L2 λ is GD without L2 at η_s = η(1 - ηλ)^{-2s-1}, with θ_s = (1 - ηλ)^s θ̃_s; both runs
+    through widenet's trainer (an L2 array against a learning-rate schedule)."""
+    from widenet.data import Dataset
+    from widenet.experiment.train import TrainConfig, train_sweep
+
+    net = networks.scale_invariant(networks.mlp((32,), 2))
+    p0 = net.init(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
+    y = jax.random.normal(jax.random.PRNGKey(2), (6, 2))
+    assert net.degree == 0.0 and networks.measure_degree(net.apply_fn, p0, x) == 0.0
+    np.testing.assert_allclose(net.apply_fn(jax.tree.map(lambda a: 3.7 * a, p0), x), net.apply_fn(p0, x), rtol=1e-13)
+    d = Dataset(x, y, x[:2], y[:2], name="t")
+    eta, lam, steps = 0.05, 0.4, 30
+    cfg = TrainConfig(steps=steps, record_every=steps, record_outputs=False)
+    stacked = jax.tree.map(lambda a: a[None], p0)
+    with_l2 = train_sweep(net.apply_fn, stacked, d, cfg, learning_rate=jnp.array([eta]), l2=jnp.array([lam]))
+    growing = train_sweep(net.apply_fn, stacked, d, cfg, learning_rate=lambda s: eta * (1 - eta * lam) ** (-2.0 * s - 1))
+    np.testing.assert_allclose(with_l2.train_loss, growing.train_loss, rtol=1e-10)
+    shrink = (1 - eta * lam) ** steps
+    for a, b in zip(jax.tree.leaves(with_l2.final_params), jax.tree.leaves(growing.final_params)):
+        np.testing.assert_allclose(a, shrink * b, rtol=1e-10, atol=1e-13)
+    with pytest.raises(TypeError, match="`network`"):
+        networks.scale_invariant(net.apply_fn)
+    with pytest.raises(ValueError, match="`radius`"):
+        networks.scale_invariant(net, radius=0.0)
+
+
+def test_scale_invariant_ntk_is_the_projected_inner_kernel_and_scales_as_a_to_the_minus_2():
+    """Independent route for the k = 0 kernel: J_f = (r/|θ|) J_h(ψ)(I - θ̂θ̂ᵀ) at ψ = rθ̂, so
+    Θ_f = (r/|θ|)² [Θ_h(ψ) - v vᵀ] with v = J_h(ψ)θ̂ (one jvp); and Θ_f(aθ) = a^{-2} Θ_f(θ) (eq. 2's
+    e^{2λt} growth as L2 shrinks |θ|). neural-tangents' implementation 1 against implementation 3 on h."""
+    inner = networks.mlp((48,), 1)
+    net = networks.scale_invariant(inner)
+    p = jax.tree.map(lambda a: 1.3 * a, inner.init(jax.random.PRNGKey(0), 4))  # |θ| != r
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
+    leaves = jax.tree.leaves(p)
+    r = np.sqrt(sum(leaf.size for leaf in leaves))
+    norm = float(jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in leaves)))
+    psi = jax.tree.map(lambda a: a * r / norm, p)
+    theta_hat = jax.tree.map(lambda a: a / norm, p)
+    v = jax.jvp(lambda q: inner.apply_fn(q, x), (psi,), (theta_hat,))[1][:, 0]
+    want = (r / norm) ** 2 * (networks.empirical_ntk(inner.apply_fn)(x, None, psi) - jnp.outer(v, v))
+    got = networks.empirical_ntk(net.apply_fn, implementation=net.ntk_implementation)(x, None, p)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    scaled = networks.empirical_ntk(net.apply_fn, implementation=1)(x, None, jax.tree.map(lambda a: 0.5 * a, p))
+    np.testing.assert_allclose(scaled, 4.0 * got, rtol=1e-10)

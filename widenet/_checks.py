@@ -85,6 +85,17 @@ def check_range(name, x, *, low=None, high=None, low_open=False, high_open=False
         raise ValueError(f"`{name}` must lie in {allowed}{what}; got {_describe(value)}")
 
 
+def check_degree(name, k):
+    """A degree of homogeneity the L2 paper's solution covers: k = 0 (scale-invariant) or k >= 1."""
+    check_range(name, k, low=0.0, meaning="degree of homogeneity, k = 0 or k >= 1")
+    value = concrete(k)
+    if value is not None and np.any((value > 0.0) & (value < 1.0)):
+        raise ValueError(
+            f"`{name}` must be 0 (a scale-invariant network) or >= 1 (the degree of homogeneity); got {k}: "
+            "0 < k < 1 is not a degree the L2 paper's solution covers"
+        )
+
+
 def check_int(name, x, *, low=None, high=None, meaning=""):
     """Raise TypeError unless `x` is an integer (not a bool or float), ValueError unless low <= x <= high."""
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)):

@@ -63,9 +63,9 @@ class Problem:
 
 
 @functools.lru_cache(maxsize=32)
-def _jitted_ntk(apply_fn):
+def _jitted_ntk(apply_fn, implementation=3):
     """One compiled empirical-NTK function per network (problems of many seeds share it)."""
-    return jax.jit(empirical_ntk(apply_fn))
+    return jax.jit(empirical_ntk(apply_fn, implementation=implementation))
 
 
 def build_problem(data: Dataset, network: Network, *, key, loss="mse", analytic=True, params0=None):
@@ -74,7 +74,7 @@ def build_problem(data: Dataset, network: Network, *, key, loss="mse", analytic=
 
     losses.get(loss)
     params = network.init(key, data.x_train.shape[1]) if params0 is None else params0
-    ntk = _jitted_ntk(network.apply_fn)
+    ntk = _jitted_ntk(network.apply_fn, network.ntk_implementation)
     x, xt = data.x_train, data.x_test
     kernels = {}
     if analytic:
@@ -258,8 +258,10 @@ def _finite_seeds(name, values, undefined, inconclusive):
     if defined.all():
         return values, inconclusive
     if not undefined:
-        raise ValueError(f"check {name!r}: `values` has {int((~defined).sum())} of {defined.size} seeds without a finite value; pass "
-                         "`undefined=` (why this size cannot define it) to report the check as INCONCLUSIVE")
+        raise ValueError(
+            f"check {name!r}: `values` has {int((~defined).sum())} of {defined.size} seeds without a finite value; pass "
+            "`undefined=` (why this size cannot define it) to report the check as INCONCLUSIVE"
+        )
     reason = f"{int((~defined).sum())} of {defined.size} seeds undefined: {undefined}"
     return values[defined], f"{inconclusive}; {reason}" if inconclusive else reason
 

@@ -22,6 +22,7 @@ __all__ = [
     "mlp",
     "from_stax",
     "measure_degree",
+    "scale_invariant",
     "empirical_ntk",
     "empirical_ntk_full",
     "lazy",
@@ -57,6 +58,7 @@ class Network:
         degree: k if the network is k-homogeneous, else None.
         out_dim: number of outputs C.
         name: a short description for reports.
+        ntk_implementation: the neural-tangents empirical-NTK route that suits it (`empirical_ntk`).
     """
 
     init_fn: Callable
@@ -65,6 +67,7 @@ class Network:
     degree: float | None
     out_dim: int
     name: str = "network"
+    ntk_implementation: int = 3
 
     def init(self, key, input_dim):
         """Initial parameters for inputs of dimension `input_dim` from the PRNG `key`."""
@@ -177,18 +180,66 @@ def from_stax(layer, out_dim, *, key, input_dim, name="network", probe_points=8)
     return Network(init_fn, apply_fn, kernel_fn, degree, out_dim, name)
 
 
-def empirical_ntk(apply_fn):
+def scale_invariant(network, *, radius=None):
+    r"""A scale-invariant (k = 0) version of `network`: its parameters normalised as a whole,
+    $f(\theta, x) = h(r\,\theta/\|\theta\|, x)$, so $f(a\theta) = f(\theta)$ for every $a > 0$.
+
+    The L2 paper's k = 0 case (Sec. 2; Li & Arora 2019): the gradient is orthogonal to θ, so under
+    gradient flow with L2 $\|\theta_t\|^2 = \|\theta_0\|^2 e^{-2\lambda t}$, the kernel grows as
+    $\Theta_t = \Theta_0 e^{2\lambda t}$ (eq. 2 at k = 0) and L2 acts only as an exponentially growing
+    learning rate. Normalising the whole parameter vector (rather than one layer, whose following
+    layers would scale the output) is what makes the function, and not only a layer, scale-invariant;
+    at large width the kernel's direction is that of `network` (the projection that removes θ's own
+    direction changes it by O(1/P)).
+
+    Args:
+        network: a `Network` (e.g. `mlp`); its parameters are normalised to norm `radius`.
+        radius: r > 0; default $\sqrt P$ for P parameters, the expected norm of a standard-normal
+            initialisation (neural-tangents' NTK parameterisation without biases), so that
+            $f(\theta_0) = h(\theta_0)$ to O(P^{-1/2}).
+
+    Returns:
+        a `Network` with degree 0 and `network`'s infinite-width `kernel_fn` (at init); its empirical
+        NTK takes neural-tangents' implementation 1 (`ntk_implementation=1`; train it with
+        `TrainConfig(ntk_implementation=1)` when recording NTK eigenvalues).
+    """
+    if not isinstance(network, Network):
+        raise TypeError(f"`network` must be a widenet `Network`; got {type(network).__name__}")
+    if radius is not None:
+        check_range("radius", radius, low=0.0, low_open=True, meaning="the norm the parameters are scaled to")
+    inner = network.apply_fn
+
+    def apply(params, x, **kwargs):
+        leaves = jax.tree.leaves(params)
+        r = np.sqrt(sum(leaf.size for leaf in leaves)) if radius is None else radius
+        norm = jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in leaves))
+        return inner(jax.tree.map(lambda p: p * (r / norm), params), x, **kwargs)
+
+    return Network(network.init_fn, apply, network.kernel_fn, 0.0, network.out_dim, f"scale-invariant {network.name}",
+                   ntk_implementation=1)  # fmt: skip
+
+
+def empirical_ntk(apply_fn, *, implementation=3):
     """Empirical NTK $\\Theta(x_1, x_2) = \\frac1C \\sum_c J_c(x_1) J_c(x_2)^T$, outputs traced out: (n1, n2).
 
     The mean over the C outputs (neural-tangents' `trace_axes=(-1,)` convention), which is the
-    per-output kernel that multiplies $I_C$ at infinite width. Uses neural-tangents' structured
-    derivatives (`implementation=3`, backported to jax 0.5.3 in `widenet._nt`).
+    per-output kernel that multiplies $I_C$ at infinite width.
+
+    Args:
+        apply_fn: `(params, x) -> (n, C)`.
+        implementation: neural-tangents' route: 3 (default) structured derivatives (backported to
+            jax 0.5.3 in `widenet._nt`), fastest for stax networks; 1 Jacobian contraction, needed when
+            the parameters are coupled, as in `scale_invariant` (structured derivatives would
+            materialise the dense P x P Jacobian of the normalisation); 2 NTK-vector products.
+            (0 is broken in neural-tangents 0.6.5 and refused.) A `Network` carries its own choice
+            (`Network.ntk_implementation`).
 
     Returns:
         `ntk(x1, x2, params)`; `x2=None` means `x1`.
     """
     _check_apply_fn(apply_fn)
-    return _nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=3)
+    check_int("implementation", implementation, low=1, high=3, meaning="neural-tangents' empirical-NTK route")
+    return _nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=implementation)
 
 
 def empirical_ntk_full(apply_fn):

@@ -221,10 +221,13 @@ def test_optimal_l2_is_c_over_budget():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: l2h.mode_solution(1.0, 1.0, 1.0, 0.0, l2=0.1, k=0.5), "`k` must lie in"),
+        (lambda: l2h.mode_solution(1.0, 1.0, 1.0, 0.0, l2=0.1, k=0.5), "`k` must be 0 .* or >= 1"),
+        (lambda: l2h.mode_solution(1.0, 1.0, 1.0, 0.0, l2=0.1, k=-1.0), "`k` must lie in"),
+        (lambda: ode.function_space_ode([0.0, 1.0], np.eye(2), np.ones(2), np.zeros(2), l2=0.1, k=0.5), "`k` must be 0"),
+        (lambda: l2h.loss_minimum_time(np.eye(3), np.ones(3), np.zeros(3), l2=0.1, k=0), "no loss minimum"),
         (lambda: l2h.mode_solution(1.0, 1.0, 1.0, 0.0, l2=-0.1, k=2), "`l2` must lie in"),
         (lambda: l2h.mode_solution(1.0, -1.0, 1.0, 0.0, l2=0.1, k=2), "`gamma0` must lie in"),
-        (lambda: l2h.kernel_decay(1.0, 1.0, l2=0.1, k=0.9), "`k` must lie in"),
+        (lambda: l2h.kernel_decay(1.0, 1.0, l2=0.1, k=0.9), "`k` must be 0 .* or >= 1"),
         (lambda: l2h.mse_solution([0.0], -np.eye(3), np.ones(3), np.zeros(3), l2=0.1, k=2), "positive semi-definite"),
         (lambda: l2h.mse_solution([0.0], np.eye(3), np.ones(4), np.zeros(4), l2=0.1, k=2), "`y_train` must have shape"),
         (
@@ -302,3 +305,43 @@ def test_gd_solution_equals_the_recursion_on_the_full_kernel_matrix():
         out.append(f.copy())
         f = (1 - eta * lam) ** k * f - eta * (1 - eta * lam) ** (k - 1) * (1 - eta * lam) ** (2 * (k - 1) * s) * ntk @ (f - y)
     np.testing.assert_allclose(np.asarray(sol.f_train)[:, :, 0], np.array(out)[[0, 3, 50]], rtol=1e-12, atol=1e-14)
+
+
+def test_scale_invariant_k0_closed_form_matches_high_precision_ode_and_its_limits():
+    """k = 0: f = y + (f0 - y) exp(-γ (e^{2λt} - 1)/(2λ)) against diffrax on eq. 1 with Θ_t = Θ_0 e^{2λt}
+    (an independent route), at λ = 0 the plain NTK flow, and f -> y as t -> inf for every γ > 0."""
+    l2 = 0.05
+    gammas = np.array([0.0, 1e-3, 0.02, 0.3, 2.0])
+    ts = np.concatenate([[0.0], np.geomspace(1e-3, 40.0, 50)])
+    closed = np.asarray(l2h.mode_solution(ts, gammas, 1.0, 0.2, l2=l2, k=0))
+    sol = ode.function_space_ode(ts, np.diag(gammas), np.ones(5), np.full(5, 0.2), l2=l2, k=0, rtol=1e-13, atol=1e-15)
+    assert bool(sol.success)
+    np.testing.assert_allclose(closed, np.asarray(sol.f_train[..., 0]), rtol=0, atol=THEORY_RTOL)
+    by_hand = 1.0 + (0.2 - 1.0) * np.exp(-gammas[None] * np.expm1(2 * l2 * ts[:, None]) / (2 * l2))
+    np.testing.assert_allclose(closed, by_hand, rtol=1e-13, atol=1e-15)
+    flat = np.asarray(l2h.mode_solution(ts, gammas, 1.0, 0.2, l2=0.0, k=0))
+    np.testing.assert_allclose(flat, np.asarray(l2h.mode_solution(ts, gammas, 1.0, 0.2, l2=0.0, k=2)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(l2h.mode_solution(np.inf, gammas, 1.0, 0.2, l2=l2, k=0)), [0.2, 1, 1, 1, 1], rtol=0, atol=0)
+    np.testing.assert_allclose(np.asarray(l2h.kernel_decay(ts, 2.0, l2=l2, k=0)), 2.0 * np.exp(2 * l2 * ts), rtol=1e-15)
+
+
+def test_scale_invariant_k0_mse_solution_and_gd_recursion_on_train_and_test_points():
+    """Test points follow Θ(x, X)Θ^{-1} of the train motion (diffrax on the full system), and the GD
+    recursion at k = 0, f_{s+1} = f_s - η(1-ηλ)^{-2s-1}Θ(f_s - y), is iterated on full matrices."""
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(7, 6))
+    gram = a @ a.T / 6
+    ntk, ntk_xt = gram[:5, :5], gram[5:, :5]
+    y, f0, f0_x = rng.normal(size=5), rng.normal(size=5), rng.normal(size=2)
+    ts = np.linspace(0.0, 6.0, 13)
+    closed = l2h.mse_solution(ts, ntk, y, f0, l2=0.1, k=0, ntk_test_train=ntk_xt, f0_test=f0_x)
+    sol = ode.function_space_ode(ts, ntk, y, f0, l2=0.1, k=0, ntk_test_train=ntk_xt, f0_test=f0_x, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(closed.f_train, sol.f_train, rtol=0, atol=THEORY_RTOL)
+    np.testing.assert_allclose(closed.f_test, sol.f_test, rtol=0, atol=THEORY_RTOL)
+    eta, lam = 0.05, 0.3
+    gd = l2h.gd_solution(np.array([0, 4, 60]), ntk, y, f0, learning_rate=eta, l2=lam, k=0)
+    f, out = f0.copy(), []
+    for s_ in range(61):
+        out.append(f.copy())
+        f = f - eta * (1 - eta * lam) ** (-2 * s_ - 1) * ntk @ (f - y)
+    np.testing.assert_allclose(np.asarray(gd.f_train)[:, :, 0], np.array(out)[[0, 4, 60]], rtol=1e-12, atol=1e-14)

@@ -21,7 +21,8 @@ def train_problems(ctx, key, network, d, problems, *, learning_rate, l2, steps, 
 
     def compute():
         params = jax.tree.map(lambda *p: jnp.stack(p), *[p.params0 for p in problems])
-        config = TrainConfig(steps=steps, record_every=max(1, steps // records), n_eigs=n_eigs, record_outputs=False)
+        config = TrainConfig(steps=steps, record_every=max(1, steps // records), n_eigs=n_eigs, record_outputs=False,
+                             ntk_implementation=network.ntk_implementation)  # fmt: skip
         res = train_sweep(
             network.apply_fn, params, d, config, learning_rate=jnp.full(len(problems), learning_rate),
             l2=jnp.broadcast_to(jnp.asarray(l2, dtype=float), (len(problems),)), progress=True,

@@ -44,6 +44,9 @@ class TrainConfig:
         n_hessian_eigs: number of top Hessian eigenvalues of the (weighted) data loss recorded, by
             Lanczos of order `lanczos_order` on Hessian-vector products (0: none).
         ntk_points: at most this many training points enter the recorded NTK.
+        ntk_implementation: neural-tangents' empirical-NTK implementation for those records (1, 2 or
+            3; `networks.empirical_ntk`): 3 (structured derivatives) is fastest for stax networks, 1 is
+            needed for a model whose parameters are coupled (`networks.scale_invariant`).
         record_outputs: record network outputs on train and test points.
         divergence_loss: a training loss above this (or non-finite) marks the run diverged.
     """
@@ -56,6 +59,7 @@ class TrainConfig:
     n_hessian_eigs: int = 0
     lanczos_order: int = spectra.DEFAULT_ORDER
     ntk_points: int = 512
+    ntk_implementation: int = 3
     record_outputs: bool = True
     divergence_loss: float = 1e12
 
@@ -66,6 +70,7 @@ class TrainConfig:
         check_int("n_hessian_eigs", self.n_hessian_eigs, low=0)
         check_int("lanczos_order", self.lanczos_order, low=1)
         check_int("ntk_points", self.ntk_points, low=1)
+        check_int("ntk_implementation", self.ntk_implementation, low=1, high=3)
         check_range("divergence_loss", self.divergence_loss, low=0.0, low_open=True)
         losses.get(self.loss)
         if self.batch_size is not None:
@@ -256,7 +261,9 @@ def train_sweep(
             `[jax.local_devices()[0]]` for one).
         run_batch: None (all runs in one vmapped batch) or b: the runs are trained b at a time,
             vmapped within a group and the groups in sequence inside the same compiled program
-            (`jax.lax.map(..., batch_size=b)`), with identical updates. On a CPU with wide networks a
+            (`jax.lax.map(..., batch_size=b)`), with the same updates up to
+            floating-point rounding (vmapped and sequential matmuls round differently; chaotic runs,
+            such as oscillating losses, amplify that). On a CPU with wide networks a
             small b keeps a group's activations in cache: at width 512 on 2 cores, 16 runs vmapped
             at once took 1.4x the time of 16 separate `train` calls and groups of 4 0.77x
             (docs/performance.md). One device only.
@@ -405,7 +412,7 @@ def _engine(apply_fn, config, learning_rate_fn, l2_fn, weights_fn, observables, 
     configuration: repeated `train`/`train_sweep` calls with the same network, config, schedules and
     shapes reuse the compiled program. Data and hyperparameters are arguments, never constants."""
     loss_fn = losses.get(config.loss)
-    ntk_fn = empirical_ntk(apply_fn) if config.n_eigs else None
+    ntk_fn = empirical_ntk(apply_fn, implementation=config.ntk_implementation) if config.n_eigs else None
     rule = l2_fn if isinstance(l2_fn, AutoL2) else None
     batch = config.batch_size
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_int, check_psd_kernel, check_range, check_shape, concrete, warn_if_float32
+from .._checks import check_degree, check_int, check_psd_kernel, check_range, check_shape, concrete, warn_if_float32
 from .solution import FunctionSpaceSolution
 from .special import TABLE_MIN_ORDER, exprel, gamma_table, scaled_upper_gamma, scaled_upper_gamma_tabulated
 
@@ -47,7 +47,7 @@ def _check_l2_k(l2, k):
             "`k` must be a real number >= 1 (the degree of homogeneity); got None. A network's `degree` is "
             "None when it is not homogeneous (biases, erf, gelu): eq. 3 does not apply to it"
         )
-    check_range("k", k, low=1.0, meaning="degree of homogeneity, k >= 1")
+    check_degree("k", k)
 
 
 def kernel_decay(ts, gamma0, *, l2, k):
@@ -57,7 +57,7 @@ def kernel_decay(ts, gamma0, *, l2, k):
         ts: times, any shape (gradient-flow time, $t = \\eta\\cdot$step).
         gamma0: initial kernel eigenvalue(s) $\\gamma_0$ or kernel entries $\\Theta_0(x, x')$, any shape.
         l2: $\\lambda \\ge 0$.
-        k: degree of homogeneity $k \\ge 1$.
+        k: degree of homogeneity: $k \\ge 1$, or $k = 0$ (a scale-invariant network).
 
     Returns:
         Array of shape `ts.shape + gamma0.shape`.
@@ -79,6 +79,8 @@ def _coefficients(t, gamma, l2, k):
     vmap over k) H is evaluated by `special.scaled_upper_gamma` at every point.
     """
     k_value, l2_value = concrete(k), concrete(l2)
+    if k_value is not None and k_value.ndim == 0 and k_value == 0.0:
+        return _coefficients_scale_invariant(t, gamma, l2)
     if k_value is None or k_value.ndim != 0 or not np.isfinite(k_value) or k_value < 1.0:
         return _coefficients_jit(t, gamma, l2, k, None, "mixed")
     k_value = float(k_value)
@@ -88,6 +90,24 @@ def _coefficients(t, gamma, l2, k):
     order = (k_value - 2.0) / (2.0 * (k_value - 1.0))
     table = gamma_table(order) if order >= TABLE_MIN_ORDER else None  # k within 5e-5 of 1: per point
     return _coefficients_jit(t, gamma, l2, k, table, "general" if known_l2 else "mixed")
+
+
+@jax.jit
+def _coefficients_scale_invariant(t, gamma, l2):
+    r"""k = 0 (a scale-invariant network): eq. 1 per mode is $\dot f = -\gamma e^{2\lambda t}(f - y)$ (the
+    kernel grows, no $k\lambda f$ term), so $A = e^{-\gamma s(t)}$, $B = 1 - A$ with the effective time
+    $s(t) = \int_0^t e^{2\lambda t'}dt' = (e^{2\lambda t} - 1)/(2\lambda)$: gradient flow without L2 on the
+    clock s, the continuous form of Li & Arora's exponentially growing learning rate (L2 paper, Sec. 2).
+    Returned as (decay, a_excess, b) = (1, A - 1, B)."""
+    gamma = jnp.asarray(gamma, dtype=float)
+    t, gamma = jnp.broadcast_arrays(jnp.asarray(t, dtype=float), gamma)
+    l2 = jnp.asarray(l2, dtype=float)
+    at_infinity = jnp.isinf(t)
+    t0 = jnp.where(at_infinity, 0.0, t)
+    s = t0 * exprel(2.0 * l2 * t0)  # exact as λt -> 0 (then s = t)
+    excess = jnp.expm1(-gamma * s)
+    excess = jnp.where(at_infinity, jnp.where(gamma > 0, -1.0, 0.0), excess)
+    return jnp.ones_like(t), excess, -excess
 
 
 @partial(jax.jit, static_argnames=("branches",))
@@ -166,7 +186,7 @@ def mode_coefficients(ts, gamma0, *, l2, k):
     Args:
         ts: times, shape (T,) or any.
         gamma0: kernel eigenvalue(s) $\\ge 0$, any shape.
-        l2: $\\lambda \\ge 0$; k: $k \\ge 1$ (real). Scalars (may be traced).
+        l2: $\\lambda \\ge 0$; k: real $k \\ge 1$, or $k = 0$ (scale-invariant; concrete). Scalars (may be traced).
 
     Returns:
         (A, B), each of shape `ts.shape + gamma0.shape`.
@@ -196,7 +216,8 @@ def mode_solution(ts, gamma0, y_mode, f0_mode, *, l2, k):
         y_mode: label projection(s) $y_a = \\hat e_a^T y$.
         f0_mode: initial output projection(s) $f_a(0)$.
         l2: $\\lambda \\ge 0$.
-        k: degree of homogeneity, real $k \\ge 1$.
+        k: degree of homogeneity, real $k \\ge 1$, or $k = 0$ (a scale-invariant network: the kernel grows
+            as $e^{2\\lambda t}$ and L2 acts as an exponentially growing learning rate; concrete).
 
     Returns:
         Array of shape `ts.shape + broadcast(gamma0, y_mode, f0_mode).shape`.
@@ -304,7 +325,7 @@ def gd_solution(steps, ntk_train, y_train, f0_train, *, learning_rate, l2, k, nt
         steps: (S,) non-negative integer steps at which to report (any order, repeats allowed).
         ntk_train, y_train, f0_train, ntk_test_train, f0_test: as in `mse_solution`.
         learning_rate: $\\eta > 0$ with $\\eta\\lambda < 1$.
-        l2: $\\lambda \\ge 0$. k: degree of homogeneity $k \\ge 1$.
+        l2: $\\lambda \\ge 0$. k: degree of homogeneity $k \\ge 1$ or $k = 0$.
 
     Returns:
         `FunctionSpaceSolution` with ts = η·steps, f_train (S, n, C) and f_test (S, m, C) or None.
@@ -415,6 +436,8 @@ def loss_minimum_time(ntk_train, y_train, f0_train, *, l2, k, grid=512, bisectio
         "l2_homogeneous.loss_minimum_time", "the loss-minimum time is located to ~1e-4 relative instead of 1e-10"
     )
     _check_l2_k(l2, k)
+    if concrete(k) is not None and float(concrete(k)) == 0.0:
+        raise ValueError("`k` = 0 has no loss minimum: every mode decays monotonically (the kernel grows as e^{2λt})")
     check_range("l2", l2, low=0.0, low_open=True, meaning="a loss minimum needs lambda > 0")
     grid = check_int("grid", grid, low=3, meaning="log-spaced search points")
     bisections = check_int("bisections", bisections, low=0)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import losses
-from .._checks import check_psd_kernel, check_range, check_shape, concrete, warn_if_float32
+from .._checks import check_degree, check_psd_kernel, check_range, check_shape, concrete, warn_if_float32
 from .solution import FunctionSpaceSolution
 
 __all__ = ["function_space_ode"]
@@ -77,7 +77,7 @@ def function_space_ode(
     else:
         check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
         l2_fn = None
-    check_range("k", k, low=1.0, meaning="degree of homogeneity, k >= 1")
+    check_degree("k", k)
     check_psd_kernel("ntk_train", ntk_train)
     ntk_train = jnp.asarray(ntk_train, dtype=float)
     n = ntk_train.shape[0]

@@ -455,7 +455,7 @@ def _cases(tmp):
             ("l2 = 0, singular", lambda: l2_homogeneous.fixed_point(jnp.ones((4, 4)), jnp.ones((4, 1)), l2=0.0), "l2")
         ],
         "widenet.theory.l2_homogeneous.training_loss": [
-            ("k < 1", lambda: l2_homogeneous.training_loss(TS, K, Y, F0, l2=0.1, k=0.0), "k")
+            ("0 < k < 1", lambda: l2_homogeneous.training_loss(TS, K, Y, F0, l2=0.1, k=0.5), "k")
         ],
         "widenet.theory.l2_homogeneous.loss_minimum_time": [
             ("grid 0", lambda: l2_homogeneous.loss_minimum_time(K, Y, F0, l2=0.1, k=2, grid=0), "grid"),
@@ -742,7 +742,9 @@ _not_finite = st.sampled_from([np.nan, np.inf, -np.inf])
 
 @settings(max_examples=25, deadline=None)
 @given(
-    l2=st.one_of(_finite_negative, _not_finite), k=st.one_of(st.floats(max_value=0.999, allow_nan=False), _not_finite)
+    l2=st.one_of(_finite_negative, _not_finite),
+    # k = 0 (scale-invariant) and k >= 1 are valid; everything else is refused
+    k=st.one_of(st.floats(max_value=-1e-300, allow_nan=False), st.floats(min_value=1e-300, max_value=0.999), _not_finite),
 )
 def test_mode_solution_refuses_every_bad_l2_and_k_property(l2, k):
     for kwargs, argument in (({"l2": l2, "k": 2.0}, "`l2`"), ({"l2": 0.1, "k": k}, "`k`")):

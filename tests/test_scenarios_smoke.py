@@ -12,6 +12,9 @@ import pytest
 from validate.__main__ import main
 from validate.scenarios import ALL
 
+# harness machinery, not jax-version specific: .ci/run's second (newest-jax) leg deselects it
+pytestmark = pytest.mark.harness
+
 
 @pytest.mark.parametrize("module", ALL, ids=lambda m: m.NAME)
 def test_scenario_runs_at_smoke_size_and_resumes(module, tmp_path, capsys):

@@ -53,7 +53,9 @@ def test_ode_input_errors():
     with pytest.raises(ValueError, match="`weights` must have shape"):
         ode.function_space_ode([0.0, 1.0], ntk, y, f0, l2=0.1, k=2, weights=np.ones(3))
     with pytest.raises(ValueError, match="`k` must lie in"):
-        ode.function_space_ode([0.0, 1.0], ntk, y, f0, l2=0.1, k=0.0)
+        ode.function_space_ode([0.0, 1.0], ntk, y, f0, l2=0.1, k=-1.0)
+    with pytest.raises(ValueError, match="`k` must be 0"):
+        ode.function_space_ode([0.0, 1.0], ntk, y, f0, l2=0.1, k=0.5)
 
 
 @pytest.mark.parametrize("k", [1.0, 2.0, 3.0])

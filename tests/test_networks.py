@@ -197,6 +197,11 @@ def test_quadratic_model_with_theta0_as_parameter_is_taylor_expand_and_keeps_the
     np.testing.assert_allclose(quad((moved, p0), x), catapult.quadratic_model(net.apply_fn, p0)(moved, x), rtol=1e-12, atol=1e-12)
     g0 = jax.grad(lambda p: jnp.sum(quad(p, x) ** 2))((moved, p0))[1]
     assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(g0))
+    # the gradient in θ (what training uses), not only the value
+    ours = jax.grad(lambda q: jnp.sum(quad((q, p0), x) ** 2))(moved)
+    theirs = jax.grad(lambda q: jnp.sum(catapult.quadratic_model(net.apply_fn, p0)(q, x) ** 2))(moved)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
 
 
 def test_scale_invariant_network_l2_is_exactly_an_exponentially_growing_learning_rate():

@@ -196,7 +196,9 @@ def scale_invariant(network, *, radius=None):
         network: a `Network` (e.g. `mlp`); its parameters are normalised to norm `radius`.
         radius: r > 0; default $\sqrt P$ for P parameters, the expected norm of a standard-normal
             initialisation (neural-tangents' NTK parameterisation without biases), so that
-            $f(\theta_0) = h(\theta_0)$ to O(P^{-1/2}).
+            $f(\theta_0) = h(\theta_0)$ to O(P^{-1/2}). With another initialisation (e.g. the standard
+            parameterisation, whose weights have variance 1/fan-in) pass its expected norm, or
+            $f(\theta_0)$ is h at rescaled parameters.
 
     Returns:
         a `Network` with degree 0 and `network`'s infinite-width `kernel_fn` (at init); its empirical
@@ -289,7 +291,8 @@ def linearized(apply_fn):
     initialisations need one model (and one compile) each; here θ0 is the second half of the
     parameters `(θ, θ0)` (start from `lazy_params(params0)`) behind `stop_gradient`, so GD and SGD
     without L2 leave it in place and a seed sweep of linearised models is one vmapped `train_sweep`.
-    It is the α → ∞ limit of `lazy` (with targets unscaled); one `jax.jvp` per call.
+    `lazy`'s model tends to $f^{lin} - f_{\\theta_0}$ (started at 0) as α → ∞; this is the linearised
+    network itself, started at $f_{\\theta_0}$. One `jax.jvp` per call.
 
     Returns:
         `apply((θ, θ0), x) -> f^{lin}(x)`.

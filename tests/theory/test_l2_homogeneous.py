@@ -345,3 +345,16 @@ def test_scale_invariant_k0_mse_solution_and_gd_recursion_on_train_and_test_poin
         out.append(f.copy())
         f = f - eta * (1 - eta * lam) ** (-2 * s_ - 1) * ntk @ (f - y)
     np.testing.assert_allclose(np.asarray(gd.f_train)[:, :, 0], np.array(out)[[0, 4, 60]], rtol=1e-12, atol=1e-14)
+
+
+def test_k0_inside_vmap_over_k_and_a_zero_mode_at_late_time_stay_finite():
+    """A traced k = 0 (vmap over k) takes the k = 0 closed form, not eq. 3's c < 0 branch; a γ = 0
+    mode does not move even when e^{2λt} overflows (no 0·inf)."""
+    gammas = np.array([0.0, 0.5])
+    by_k = jax.vmap(lambda k: l2h.mode_solution(jnp.array([0.0, 3.0]), gammas, 1.0, 0.3, l2=0.2, k=k))(jnp.array([0.0, 2.0]))
+    np.testing.assert_allclose(by_k[0], l2h.mode_solution(jnp.array([0.0, 3.0]), gammas, 1.0, 0.3, l2=0.2, k=0), rtol=1e-14)
+    np.testing.assert_allclose(by_k[1], l2h.mode_solution(jnp.array([0.0, 3.0]), gammas, 1.0, 0.3, l2=0.2, k=2), rtol=1e-12)
+    late = np.asarray(l2h.mode_solution([1e3], gammas, 1.0, 0.3, l2=1.0, k=0))
+    np.testing.assert_array_equal(late, [[0.3, 1.0]])
+    sol = l2h.mse_solution([0.0, 1e3], np.diag(gammas), np.ones(2), np.full(2, 0.3), l2=1.0, k=0)
+    np.testing.assert_allclose(np.asarray(sol.f_train)[-1, :, 0], [0.3, 1.0], rtol=1e-14)

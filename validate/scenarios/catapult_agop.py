@@ -78,7 +78,9 @@ def _linear_gd(ctx, key, apply_fn, inits, d, cfg, eta, g_star):
 def _slopes(sizes, values):
     """Per seed, the least-squares slope of `values` (seeds, batches) against log10(batch size)."""
     x = np.log10(np.asarray(sizes, dtype=float))
-    return np.polyfit(x, np.asarray(values, dtype=float).T, 1)[0]
+    return np.array(
+        [np.polyfit(x, row, 1)[0] if np.all(np.isfinite(row)) else np.nan for row in np.asarray(values, float)]
+    )
 
 
 def run(ctx: harness.Context):
@@ -114,31 +116,43 @@ def run(ctx: harness.Context):
                batches[-1]: _sweep(ctx, f"catapult_agop_{tag}_linearized_b{batches[-1]}", lin_apply,
                                    networks.lazy_params(params), d, cfg, batches[-1], eta, keys, g_star)}  # fmt: skip
         var_y = float(np.var(d.y_test))
+        # a diverged run is frozen by the trainer: its alignment and test loss mean nothing, so that
+        # seed's statistics are left out (the checks say so) instead of entering as numbers
+        bad = np.any(div >= 0, axis=1)
+        align, test, spikes = (np.where(bad[:, None], np.nan, v.astype(float)) for v in (align, test, spikes))
+        lin_div = lin[batches[-1]]["diverged_at"] >= 0
         net_gain = align[:, -1] - align[:, 0]
-        lin_gain = lin[batches[-1]]["alignment"] - lin[None]["alignment"]
+        lin_gain = np.where(lin_div, np.nan, lin[batches[-1]]["alignment"] - lin[None]["alignment"])
+        undefined = "a seed with a diverged run (its statistics are left out)"
         trend = "per-seed least-squares slope against log10(batch size), GD as batch n"
         result.checks += [
             harness.check(f"{task}: runs that diverged (of {div.size})", np.sum(div >= 0), below=0.5),
             harness.seed_check(f"{task}: GD's test MSE / Var(y_test) (the GD baseline must learn: < 1)", test[:, 0] / var_y,
-                               below=1.0, note=f"Var(y_test) = {var_y:.3f}"),
-            harness.seed_check(f"{task}: d(AGOP alignment)/d log10(batch) ({trend})", _slopes(sizes, align), below=0.0,
-                               note=f"alignment {align[:, 0].mean():.3f} (GD) -> {align[:, -1].mean():.3f} (batch {sizes[-1]})"),
-            harness.seed_check(f"{task}: d(test MSE / Var(y))/d log10(batch)", _slopes(sizes, test / var_y), above=0.0,
-                               note=f"test MSE {test[:, 0].mean():.3f} (GD) -> {test[:, -1].mean():.3f}"),
-            harness.seed_check(f"{task}: d(loss spikes)/d log10(batch)", _slopes(sizes, spikes), below=0.0, kind="rate",
-                               note=f"spikes {spikes[:, 0].mean():.1f} (GD) -> {spikes[:, -1].mean():.1f}"),
+                               below=1.0, note=f"Var(y_test) = {var_y:.3f}", undefined=undefined),
+            harness.seed_check(f"{task}: d(AGOP alignment)/d log10(batch) ({trend})", _slopes(sizes, align), below=0.0, undefined=undefined,
+                               note=f"alignment {np.nanmean(align[:, 0]):.3f} (GD) -> {np.nanmean(align[:, -1]):.3f} (batch {sizes[-1]})"),
+            harness.seed_check(f"{task}: d(test MSE / Var(y))/d log10(batch)", _slopes(sizes, test / var_y), above=0.0, undefined=undefined,
+                               note=f"test MSE {np.nanmean(test[:, 0]):.3f} (GD) -> {np.nanmean(test[:, -1]):.3f}"),
+            harness.seed_check(f"{task}: d(loss spikes)/d log10(batch)", _slopes(sizes, spikes), below=0.0, kind="rate", undefined=undefined,
+                               note=f"spikes {np.nanmean(spikes[:, 0]):.1f} (GD) -> {np.nanmean(spikes[:, -1]):.1f}"),
             harness.seed_check(f"control {task}: network's alignment gain GD -> batch {sizes[-1]} minus the linearised "
                                "model's (rival: kernel regime, same seeds, η and batches)", net_gain - lin_gain, above=0.0,
-                               kind="control", note=f"linearised gain {lin_gain.mean():+.3f}, network's {net_gain.mean():+.3f}"),
+                               kind="control", undefined=undefined + "; or the linearised run diverged",
+                               note=f"linearised gain {np.nanmean(lin_gain):+.3f}, network's {np.nanmean(net_gain):+.3f}; "
+                               f"linearised runs diverged: {int(lin_div.sum())} of {seeds}"),
         ]  # fmt: skip
 
         def cell(v):
+            v = np.asarray(v, dtype=float)
+            v = v[np.isfinite(v)]  # diverged seeds left out
+            if v.size == 0:
+                return "undefined (diverged)"
             m, lo, hi = harness.seed_interval(v)
             return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
 
         for j, b in enumerate(batches):
             rows.append(f"| {task} (d = {dim}) | network | {'GD' if b is None else b} | {cell(align[:, j])} | "
-                        f"{cell(test[:, j] / var_y)} | {spikes[:, j].mean():.1f} |")  # fmt: skip
+                        f"{cell(test[:, j] / var_y)} | {np.nanmean(spikes[:, j]):.1f} |")  # fmt: skip
         for b in (None, batches[-1]):
             rows.append(f"| {task} (d = {dim}) | linearised | {'GD' if b is None else b} | {cell(lin[b]['alignment'])} | "
                         f"{cell(lin[b]['test_mse'] / var_y)} | {lin[b]['spikes'].mean():.1f} |")  # fmt: skip
@@ -149,8 +163,9 @@ def run(ctx: harness.Context):
         panel = {}
         for key, (values, lin_values, ylabel) in {"alignment": (align, lin_align, "cos(G, G*)"),
                                                    "test": (test / var_y, lin_test, "test MSE / Var(y)")}.items():  # fmt: skip
-            m, lo, hi = harness.seed_interval(values)
-            lm = lin_values.mean(axis=0)
+            kept = values[np.all(np.isfinite(values), axis=1)]  # seeds without a diverged run
+            m, lo, hi = harness.seed_interval(kept) if len(kept) else (np.full(len(sizes), np.nan),) * 3
+            lm = np.nanmean(lin_values, axis=0)
             panel[key] = {
                 "title": f"{task} (d = {dim}): {'AGOP alignment' if key == 'alignment' else 'test MSE'}, GD = batch {cfg['n']}",
                 "xlabel": "batch size", "xscale": "log", "ylabel": ylabel, "yscale": "log" if key == "test" else "linear",

@@ -99,6 +99,7 @@ def run(ctx: harness.Context):
     )
     result.tables.append(
         f"{seeds} seeds (initialisation), 2-layer ReLU width {cfg['width']} on 128 digits, stages of {stage} GD steps; "
+        "a stage 'spiked' when its loss rose above its value at the stage's start (GD below its edge never does); "
         "η·λ from each seed's own kernel (mean, range over seeds).\n\n"
         "| stage | η λ0 (mean) | η λ_max at start | predicted catapult | spiked | rival: η λ0 > 2 | η λ_max at end (mean) |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows)

@@ -21,7 +21,7 @@ CLAIM = (
     "keeps the phase and moves the cycle). Lanczos gives the top Hessian eigenvalue of the trained net "
     "to 1e-6. The (T, A) phase diagram of final accuracy (oscillation off for the last 3T steps) is "
     "measured over seeds against the A = 1 baseline, for the paper's width and an under-parameterised one; "
-    "at the under-parameterised width, switching the oscillation off for the last 3T steps ends with a higher "
+    "at the under-parameterised width, switching the oscillation off for the last 3·max(T) steps ends with a higher "
     "accuracy than continuing it (SM III)."
 )
 

@@ -44,7 +44,7 @@ def _check_l2_k(l2, k):
     check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
     if k is None:
         raise TypeError(
-            "`k` must be a real number >= 1 (the degree of homogeneity); got None. A network's `degree` is "
+            "`k` must be 0 or a real number >= 1 (the degree of homogeneity); got None. A network's `degree` is "
             "None when it is not homogeneous (biases, erf, gelu): eq. 3 does not apply to it"
         )
     check_degree("k", k)
@@ -82,7 +82,12 @@ def _coefficients(t, gamma, l2, k):
     if k_value is not None and k_value.ndim == 0 and k_value == 0.0:
         return _coefficients_scale_invariant(t, gamma, l2)
     if k_value is None or k_value.ndim != 0 or not np.isfinite(k_value) or k_value < 1.0:
-        return _coefficients_jit(t, gamma, l2, k, None, "mixed")
+        # a traced or array k may hold 0, which eq. 3's incomplete-gamma form cannot take (c < 0):
+        # the k = 0 closed form is selected there
+        mixed = _coefficients_jit(t, gamma, l2, k, None, "mixed")
+        at_zero = _coefficients_scale_invariant(t, gamma, l2)
+        zero = jnp.asarray(k) == 0.0
+        return tuple(jnp.where(zero, a, b) for a, b in zip(at_zero, mixed))
     k_value = float(k_value)
     known_l2 = l2_value is not None and l2_value.ndim == 0
     if k_value == 1.0 or (known_l2 and l2_value == 0.0):
@@ -104,8 +109,8 @@ def _coefficients_scale_invariant(t, gamma, l2):
     l2 = jnp.asarray(l2, dtype=float)
     at_infinity = jnp.isinf(t)
     t0 = jnp.where(at_infinity, 0.0, t)
-    s = t0 * exprel(2.0 * l2 * t0)  # exact as λt -> 0 (then s = t)
-    excess = jnp.expm1(-gamma * s)
+    s = t0 * exprel(2.0 * l2 * t0)  # exact as λt -> 0 (then s = t); inf once 2λt > ~709
+    excess = jnp.expm1(jnp.where(gamma > 0, -gamma * s, 0.0))  # a γ = 0 mode never moves (not 0·inf)
     excess = jnp.where(at_infinity, jnp.where(gamma > 0, -1.0, 0.0), excess)
     return jnp.ones_like(t), excess, -excess
 
@@ -223,7 +228,7 @@ def mode_solution(ts, gamma0, y_mode, f0_mode, *, l2, k):
         Array of shape `ts.shape + broadcast(gamma0, y_mode, f0_mode).shape`.
 
     Raises:
-        ValueError: for k < 1, l2 < 0 or gamma0 < 0 (when concrete).
+        ValueError: for k < 0 or 0 < k < 1, l2 < 0 or gamma0 < 0 (when concrete).
 
     Example:
         >>> mode_solution(jnp.linspace(0, 500, 6), jnp.array([1e-3, 1.0]), 1.0, 0.0, l2=0.01, k=2)

@@ -51,7 +51,7 @@ def function_space_ode(
         l2: $\\lambda \\ge 0$, or a function `t -> λ(t) >= 0` of gradient-flow time (an L2 schedule;
             jittable; e.g. `lambda t: sched(jnp.floor(t / eta))` for a schedule in steps at rate η);
             then $\\Lambda(t) = \\int_{t_0}^t\\lambda$ with $t_0$ = ts[0], where Θ0 and f0 are taken.
-        k: degree of homogeneity $\\ge 1$.
+        k: degree of homogeneity: $\\ge 1$, or 0 (a scale-invariant network; the kernel grows as $e^{2\\Lambda}$).
         loss: "mse" or "cross_entropy". weights: optional (n,) per-sample loss weights.
         ntk_test_train: optional (m, n) kernel; f0_test: (m, C) initial test outputs.
         rtol, atol: diffrax PID controller tolerances.

@@ -53,7 +53,7 @@ def run(ctx: harness.Context):
         predicted = -2.0 * np.log1p(-lr * l2) / lr
         ctx.log(f"  width {width}: {seeds} seeds, {steps} GD steps to λt = {horizon}")
         key = f"{NAME}_w{width}_n{cfg['n_train']}_s{seeds}_l2{l2}_steps{steps}"
-        run = train_problems(ctx, key, net, d, problems, learning_rate=lr, l2=l2, steps=steps, records=20, n_eigs=3)
+        run = train_problems(ctx, key, net, d, problems, learning_rate=lr, l2=l2, steps=steps, records=10, n_eigs=3)
         record_steps = np.asarray(run["steps"], dtype=int)
         record_steps = record_steps[0] if record_steps.ndim > 1 else record_steps
         t = run["t"][0]

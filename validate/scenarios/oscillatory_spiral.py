@@ -208,9 +208,16 @@ def run(ctx: harness.Context):
              "ylabel": "train accuracy", "xscale": "log",
              "bands": [(None, amps_of[T], bands[T][1], bands[T][2], {"color": f"C{i}"})
                        for i, T in enumerate(cfg["diagram_periods"])],
-             "experiment": [(f"T = {T}", amps_of[T], bands[T][0], {"color": f"C{i}"})
-                            for i, T in enumerate(cfg["diagram_periods"])]}
+             "experiment": [(f"T = {T}, switched off for the last {3 * max(cfg['diagram_periods'])} steps", amps_of[T],
+                             bands[T][0], {"color": f"C{i}"}) for i, T in enumerate(cfg["diagram_periods"])]}
         )  # fmt: skip
+        if extra:  # the same cells never switched off (means over seeds), at the under-parameterised width
+            continued = all_cells[:, len(grid) :].mean(axis=0)
+            panels_diagram[-1]["experiment"] += [
+                (f"T = {T}, never switched off", [A for (TT, A) in continued_cells if TT == T],
+                 [continued[j] for j, (TT, _) in enumerate(continued_cells) if TT == T],
+                 {"color": f"C{i}", "ls": "--", "marker": "x"}) for i, T in enumerate(cfg["diagram_periods"])
+            ]  # fmt: skip
     result.checks += [
         harness.seed_check(f"under-parameterised width {cfg['small']}: mean final-accuracy gain of the oscillating (T, A) "
                            "cells over A = 1 (same T, same seed)", gains[cfg["small"]], above=0.0,

@@ -284,15 +284,22 @@ def lazy(apply_fn, alpha):
     return apply
 
 
+def _anchor_and_step(params):
+    """θ0 behind `stop_gradient` and Δ = θ - θ0 of a `(θ, θ0)` pair (`linearized`, `quadratic`)."""
+    theta, theta0 = params
+    theta0 = jax.lax.stop_gradient(theta0)
+    return theta0, jax.tree.map(lambda a, b: a - b, theta, theta0)
+
+
 def linearized(apply_fn):
-    """The linearised network $f^{lin}_\theta(x) = f_{\theta_0}(x) + J_{\theta_0}(x)(\theta - \theta_0)$ with θ0 a parameter.
+    r"""The linearised network $f^{lin}_\theta(x) = f_{\theta_0}(x) + J_{\theta_0}(x)(\theta - \theta_0)$ with θ0 a parameter.
 
     `neural_tangents.linearize(apply_fn, params0)` closes over one θ0, so runs with different
     initialisations need one model (and one compile) each; here θ0 is the second half of the
     parameters `(θ, θ0)` (start from `lazy_params(params0)`) behind `stop_gradient`, so GD and SGD
     without L2 leave it in place and a seed sweep of linearised models is one vmapped `train_sweep`.
-    `lazy`'s model tends to $f^{lin} - f_{\\theta_0}$ (started at 0) as α → ∞; this is the linearised
-    network itself, started at $f_{\\theta_0}$. One `jax.jvp` per call.
+    `lazy`'s model tends to $f^{lin} - f_{\theta_0}$ (started at 0) as α → ∞; this is the linearised
+    network itself, started at $f_{\theta_0}$. One `jax.jvp` per call.
 
     Returns:
         `apply((θ, θ0), x) -> f^{lin}(x)`.
@@ -300,9 +307,7 @@ def linearized(apply_fn):
     _check_apply_fn(apply_fn)
 
     def apply(params, x):
-        theta, theta0 = params
-        theta0 = jax.lax.stop_gradient(theta0)
-        delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
+        theta0, delta = _anchor_and_step(params)
         f0, df = jax.jvp(lambda p: apply_fn(p, x), (theta0,), (delta,))
         return f0 + df
 
@@ -310,7 +315,7 @@ def linearized(apply_fn):
 
 
 def quadratic(apply_fn):
-    """The neural quadratic model $f_{\theta_0} + J\\Delta + \frac12\\Delta^T H_f\\Delta$, $\\Delta = \theta - \theta_0$, with θ0 a parameter.
+    r"""The neural quadratic model $f_{\theta_0} + J\Delta + \frac12\Delta^T H_f\Delta$, $\Delta = \theta - \theta_0$, with θ0 a parameter.
 
     The second-order Taylor expansion of the catapult slides ("Neural quadratic models"), as
     `theory.catapult.quadratic_model` (neural-tangents' `taylor_expand`, closed over one θ0), but
@@ -323,9 +328,7 @@ def quadratic(apply_fn):
     _check_apply_fn(apply_fn)
 
     def apply(params, x):
-        theta, theta0 = params
-        theta0 = jax.lax.stop_gradient(theta0)
-        delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
+        theta0, delta = _anchor_and_step(params)
 
         def directional(p):  # J(p) Δ
             return jax.jvp(lambda q: apply_fn(q, x), (p,), (delta,))[1]
@@ -337,12 +340,12 @@ def quadratic(apply_fn):
 
 
 def linearized_gd_params(apply_fn, params0, x, y, *, learning_rate, steps):
-    """Parameters `(θ_S, θ0)` of the linearised network (`linearized`) after S full-batch GD steps on ½Σ(f - y)².
+    r"""Parameters `(θ_S, θ0)` of the linearised network (`linearized`) after S full-batch GD steps on ½Σ(f - y)².
 
-    Exact, without iterating: the linearised outputs follow $r_{s+1} = (I - \\eta K) r_s$ with
+    Exact, without iterating: the linearised outputs follow $r_{s+1} = (I - \eta K) r_s$ with
     $r = f - y$ and $K = J J^T$ the empirical NTK at θ0 (C outputs: the full (nC, nC) kernel), and
-    $\theta_S - \theta_0 = -\\eta J^T \\sum_{s<S} r_s = -J^T V \\operatorname{diag}\big((1-(1-\\eta\\gamma)^S)/\\gamma\big) V^T r_0$
-    in K's eigenbasis $K = V\\operatorname{diag}(\\gamma)V^T$ (the γ → 0 entries are ηS). The same
+    $\theta_S - \theta_0 = -\eta J^T \sum_{s<S} r_s = -J^T V \operatorname{diag}\big((1-(1-\eta\gamma)^S)/\gamma\big) V^T r_0$
+    in K's eigenbasis $K = V\operatorname{diag}(\gamma)V^T$ (the γ → 0 entries are ηS). The same
     recursion as `theory.l2_homogeneous.gd_solution` at λ = 0 (L2 paper, eq. 1 discretised), here mapped
     back to parameters so that anything of the trained linear model (its AGOP, its outputs anywhere) is
     available; tested against `train_sweep` on `linearized` to 1e-10. Any η, also η·γ > 2 (where the

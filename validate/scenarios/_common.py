@@ -15,13 +15,13 @@ def digits_problems(network, *, n_train, n_test, seeds, data_seed=0):
     return d, [harness.build_problem(d, network, key=key, analytic=False) for key in keys]
 
 
-def train_problems(ctx, key, network, d, problems, *, learning_rate, l2, steps, records=100, n_eigs=0):
-    """Train every problem's network (vmapped over seeds, or over `l2` if it is an array); the
-    finished sweep is written to the run store at once and read back on a resumed run."""
+def train_problems(ctx, key, network, d, problems, *, learning_rate, l2, steps, records=100, n_eigs=0, loss="mse"):
+    """Train every problem's network (vmapped over seeds, or over `l2` if it is an array) on `loss`;
+    the finished sweep is written to the run store at once and read back on a resumed run."""
 
     def compute():
         params = jax.tree.map(lambda *p: jnp.stack(p), *[p.params0 for p in problems])
-        config = TrainConfig(steps=steps, record_every=max(1, steps // records), n_eigs=n_eigs, record_outputs=False,
+        config = TrainConfig(steps=steps, record_every=max(1, steps // records), n_eigs=n_eigs, record_outputs=False, loss=loss,
                              ntk_implementation=network.ntk_implementation)  # fmt: skip
         res = train_sweep(
             network.apply_fn, params, d, config, learning_rate=jnp.full(len(problems), learning_rate),
@@ -29,7 +29,7 @@ def train_problems(ctx, key, network, d, problems, *, learning_rate, l2, steps, 
         )  # fmt: skip
         return {
             "steps": res.steps, "t": res.t, "train_loss": res.train_loss, "test_loss": res.test_loss,
-            "ntk_top": res.ntk_top, "diverged_at": res.diverged_at,
+            "ntk_top": res.ntk_top, "diverged_at": res.diverged_at, "test_accuracy": res.test_accuracy,
         }  # fmt: skip
 
     return ctx.store.cached(key, compute)

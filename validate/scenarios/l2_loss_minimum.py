@@ -36,11 +36,19 @@ def run(ctx: harness.Context):
     net = networks.mlp((cfg["width"],))
     d, problems = digits_problems(net, n_train=cfg["n_train"], n_test=8, seeds=seeds)
     lr = stable_learning_rate(problems)
-    steps = int(np.ceil(cfg["horizon"] / l2s.min() / lr))
-    ctx.log(f"  width {cfg['width']}: λ in {l2s.tolist()} x {seeds} seeds, one vmapped sweep of {steps} steps")
-    key = f"l2_loss_minimum_w{cfg['width']}_n{cfg['n_train']}_s{seeds}_l2s{'-'.join(map(str, l2s))}_steps{steps}"
-    runs = [p for p in problems for _ in l2s]  # seed-major: run j = seed j // L, λ index j % L
-    run = train_problems(ctx, key, net, d, runs, learning_rate=lr, l2=np.tile(l2s, seeds), steps=steps, records=400)
+    # one sweep over seeds per λ, each to its own window λt = horizon (t* sits near λt ~ 0.3-0.5), rather
+    # than every λ to the smallest λ's window: the same updates for about half the steps
+    run = {"t": [], "train_loss": []}  # seed-major: run j = seed j // L, λ index j % L
+    per_l2 = []
+    for l2 in l2s:
+        steps = int(np.ceil(cfg["horizon"] / l2 / lr))
+        ctx.log(f"  width {cfg['width']}, λ = {l2:g}: {seeds} seeds, one vmapped sweep of {steps} steps")
+        key = f"l2_loss_minimum_w{cfg['width']}_n{cfg['n_train']}_s{seeds}_l2{l2:g}_steps{steps}"
+        per_l2.append(train_problems(ctx, key, net, d, problems, learning_rate=lr, l2=l2, steps=steps, records=400))
+    for s_ in range(seeds):
+        for j in range(len(l2s)):
+            run["t"].append(per_l2[j]["t"][s_])
+            run["train_loss"].append(per_l2[j]["train_loss"][s_])
     t_exp, t_th = np.zeros((seeds, len(l2s))), np.zeros((seeds, len(l2s)))
     for s_, p in enumerate(problems):
         for j, l2 in enumerate(l2s):

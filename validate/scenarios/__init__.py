@@ -3,6 +3,7 @@
 from . import (
     catapult_agop,
     catapult_gd,
+    catapult_learning_rate,
     catapult_multiple,
     catapult_sgd,
     catapult_uv,
@@ -29,6 +30,7 @@ ALL = [
     catapult_multiple,
     catapult_sgd,
     catapult_agop,
+    catapult_learning_rate,
     oscillatory_linearized,
     oscillatory_spiral,
     oscillatory_floquet,

@@ -45,7 +45,7 @@ def _sweep(ctx, key, apply_fn, params, d, cfg, batch, eta, keys, g_star):
 
     def compute():
         config = TrainConfig(steps=cfg["steps"], record_every=5, batch_size=batch, record_outputs=False)
-        res = train_sweep(apply_fn, params, d, config, learning_rate=eta, key=keys, progress=f"    {key}")
+        res = train_sweep(apply_fn, params, d, config, learning_rate=eta, key=keys, progress=f"    {key}", run_batch=1)
         agops = jax.jit(jax.vmap(lambda p: observables.agop(apply_fn, p, d.x_test)))(res.final_params)
         return {"test_mse": np.asarray(res.test_loss[:, -1]) * 2 / d.x_test.shape[0],
                 "alignment": np.array([float(observables.agop_alignment(g, g_star)) for g in agops]),

@@ -12,17 +12,33 @@ def _uv_params(key, n):
     return jax.random.normal(ku, (n,)), jax.random.normal(kv, (n,))
 
 
-def test_uv_map_equals_gd_on_the_parameters():
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+def test_uv_map_equals_gd_on_the_parameters(l2):
+    """Also with L2 (the catapult and the decay in one exact map): GD on ½(f - y)² + (λ2/2)(|u|² + |v|²)."""
     n, eta, y = 64, 0.9, 0.3
     u, v = _uv_params(jax.random.PRNGKey(0), n)
-    loss = lambda u, v: 0.5 * (v @ u / np.sqrt(n) - y) ** 2  # noqa: E731
+    loss = lambda u, v: 0.5 * (v @ u / np.sqrt(n) - y) ** 2 + 0.5 * l2 * (u @ u + v @ v)  # noqa: E731
     f, lam = v @ u / np.sqrt(n), (u @ u + v @ v) / n
     for _ in range(40):
         gu, gv = jax.grad(loss, argnums=(0, 1))(u, v)
         u, v = u - eta * gu, v - eta * gv
-        f, lam = catapult.uv_map(f, lam, learning_rate=eta, width=n, y=y)
+        f, lam = catapult.uv_map(f, lam, learning_rate=eta, width=n, y=y, l2=l2)
         np.testing.assert_allclose(f, v @ u / np.sqrt(n), rtol=1e-11, atol=1e-13)
         np.testing.assert_allclose(lam, (u @ u + v @ v) / n, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.8, 2.0])
+def test_uv_map_with_l2_ends_at_the_finite_width_fixed_point_of_sm_b1(rho):
+    """Iterated to convergence, the exact uv map with L2 reaches SM B.1's f = y - λ√n and its kernel
+    2f/√n (`finite_width`, an independent route), or 0 above the threshold λ√n = y."""
+    from widenet.theory import finite_width
+
+    n, y, eta = 400, 1.5, 0.2
+    l2 = rho * y / np.sqrt(n)
+    traj = catapult.uv_trajectory(0.3, 2.0, learning_rate=eta, width=n, steps=200_000, y=y, l2=l2)
+    point = finite_width.linear_fixed_point([[1.0]], [y], l2=l2, width=n)
+    np.testing.assert_allclose(traj.f[-1], point.f_train[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(traj.lam[-1], finite_width.linear_fixed_point_ntk(point, [[1.0]])[0, 0], rtol=1e-10, atol=1e-12)
 
 
 def test_uv_phases_at_large_width():

@@ -15,19 +15,23 @@ def digits_problems(network, *, n_train, n_test, seeds, data_seed=0):
     return d, [harness.build_problem(d, network, key=key, analytic=False) for key in keys]
 
 
-def train_problems(ctx, key, network, d, problems, *, learning_rate, l2, steps, records=100, n_eigs=0, loss="mse"):
+def train_problems(
+    ctx, key, network, d, problems, *, learning_rate, l2, steps, records=100, n_eigs=0, loss="mse", outputs=False
+):
     """Train every problem's network (vmapped over seeds, or over `l2` if it is an array) on `loss`;
-    the finished sweep is written to the run store at once and read back on a resumed run."""
+    the finished sweep is written to the run store at once and read back on a resumed run.
+    `outputs`: also keep the training-set outputs at every record (`f_train`)."""
 
     def compute():
         params = jax.tree.map(lambda *p: jnp.stack(p), *[p.params0 for p in problems])
-        config = TrainConfig(steps=steps, record_every=max(1, steps // records), n_eigs=n_eigs, record_outputs=False, loss=loss,
+        config = TrainConfig(steps=steps, record_every=max(1, steps // records), n_eigs=n_eigs, record_outputs=outputs, loss=loss,
                              ntk_implementation=network.ntk_implementation)  # fmt: skip
         res = train_sweep(
             network.apply_fn, params, d, config, learning_rate=jnp.full(len(problems), learning_rate),
             l2=jnp.broadcast_to(jnp.asarray(l2, dtype=float), (len(problems),)), progress=True,
         )  # fmt: skip
-        return {
+        extra = {"f_train": res.f_train} if outputs else {}
+        return extra | {
             "steps": res.steps, "t": res.t, "train_loss": res.train_loss, "test_loss": res.test_loss,
             "ntk_top": res.ntk_top, "diverged_at": res.diverged_at, "test_accuracy": res.test_accuracy,
         }  # fmt: skip

@@ -62,7 +62,7 @@ def _theory(d, problems, times, l2s, k):
 
     def one(t, lam, ntk, f0, ntk_xt, f0x):
         sol = ode.function_space_ode(t, ntk, y, f0, l2=lam, k=k, loss="cross_entropy", ntk_test_train=ntk_xt,
-                                     f0_test=f0x, rtol=1e-9, atol=1e-11)  # fmt: skip
+                                     f0_test=f0x, rtol=1e-8, atol=1e-10)  # fmt: skip
         return loss(sol.f_train, y), accuracy(sol.f_test, yt), sol.success
 
     stack = lambda name: jnp.stack([jnp.asarray(getattr(p, name), dtype=float) for p in problems])  # noqa: E731
@@ -80,7 +80,7 @@ def _at(t, values, when):
     return values[max(0, int(np.searchsorted(t, when * (1 + 1e-12), side="right")) - 1)]
 
 
-def _sweep(ctx, cfg, width, l2s):
+def _sweep(ctx, cfg, width, l2s, *, rival):
     """Every λ over all seeds at one width, with eq. 1 (k = 2 and k = 1) on each run's own record times:
     a dict of (seeds, L, K) arrays (t, losses, accuracies) and the (L,) learning rates."""
     seeds, horizon, records = cfg["seeds"], cfg["horizon"], cfg["records"]
@@ -104,7 +104,8 @@ def _sweep(ctx, cfg, width, l2s):
     lam_r = np.tile(l2s, seeds)
     rep = [p for p in problems for _ in l2s]
     th_loss, th_acc = _theory(d, rep, times, lam_r, 2.0)
-    _, k1_acc = _theory(d, rep, times, lam_r, 1.0)
+    # the k = 1 rival only where its check is made (the widest width)
+    k1_acc = _theory(d, rep, times, lam_r, 1.0)[1] if rival else np.full_like(th_acc, np.nan)
     shape = (seeds, L, -1)
     out = {name: a.reshape(shape) for name, a in (("t", times), ("th_loss", th_loss), ("th_acc", th_acc),
                                                   ("k1_acc", k1_acc))}  # fmt: skip
@@ -121,7 +122,7 @@ def run(ctx: harness.Context):
     l2s, seeds, horizon, widths = np.asarray(cfg["l2s"], dtype=float), cfg["seeds"], cfg["horizon"], cfg["widths"]
     L = len(l2s)
     result = harness.ScenarioResult(NAME, TITLE, CLAIM)
-    by_width = {w: _sweep(ctx, cfg, w, l2s) for w in widths}
+    by_width = {w: _sweep(ctx, cfg, w, l2s, rival=w == widths[-1]) for w in widths}
     pick = lambda sw, v, arg: np.take_along_axis(sw["t"], arg(sw[v], axis=2)[..., None], axis=2)[..., 0]  # noqa: E731
     width_err = np.stack([
         (np.abs(pick(sw, "ex_loss", np.argmin) - pick(sw, "th_loss", np.argmin)) / pick(sw, "th_loss", np.argmin)).max(axis=1)

@@ -37,26 +37,35 @@ def _check_uv(learning_rate, width):
     check_range("width", width, low=1.0, meaning="the uv model's width n >= 1")
 
 
-def uv_map(f, lam, *, learning_rate, width, y=0.0):
-    """One exact GD step of the uv model $f = v^T u/\\sqrt n$ on $L = \\frac12(f - y)^2$ (input x = 1).
+def uv_map(f, lam, *, learning_rate, width, y=0.0, l2=0.0):
+    """One exact GD step of the uv model $f = v^T u/\\sqrt n$ on $L = \\frac12(f - y)^2 + \\frac{\\lambda_2}{2}(|u|^2 + |v|^2)$ (input x = 1).
 
-    With $r = f - y$ and the tangent kernel $\\lambda = (|u|^2 + |v|^2)/n$ (Lewkowycz et al. 2020, Sec. 2;
-    derivation in docs/theory_catapult.md and shared/papers/NOTES.md):
-    $$ f' = f - \\eta\\lambda r + \\frac{\\eta^2}{n} r^2 f, \\qquad
-       \\lambda' = \\lambda + \\frac{\\eta r}{n}(\\eta\\lambda r - 4 f). $$
-    Exact: it equals plain GD on (u, v) to float precision (tests/theory/test_catapult.py).
+    With $r = f - y$, the tangent kernel $\\lambda = (|u|^2 + |v|^2)/n$ (Lewkowycz et al. 2020, Sec. 2;
+    derivation in docs/theory_catapult.md and shared/papers/NOTES.md) and $a = 1 - \\eta\\lambda_2$ (the
+    L2 shrinkage of one GD step, L2 paper eq. 1 discretised):
+    $$ f' = a^2 f - a\\eta\\lambda r + \\frac{\\eta^2}{n} r^2 f, \\qquad
+       \\lambda' = a^2\\lambda - \\frac{4a\\eta r f}{n} + \\frac{\\eta^2}{n} r^2\\lambda . $$
+    Without L2 (a = 1) this is $\\lambda' = \\lambda + \\frac{\\eta r}{n}(\\eta\\lambda r - 4 f)$: the catapult; at
+    infinite width it is the decay of eq. 2 with k = 2 ($\\lambda' = a^2\\lambda$). Exact: it equals plain GD
+    on (u, v) to float precision (tests/theory/test_catapult.py), and its fixed point for y > 0 is SM
+    B.1's $f = y - \\lambda_2\\sqrt n$ (`finite_width.linear_fixed_point`).
 
     Args:
         f: output(s). lam: tangent kernel(s) $\\lambda > 0$. learning_rate: $\\eta > 0$.
-        width: $n \\ge 1$. y: target.
+        width: $n \\ge 1$. y: target. l2: the L2 coefficient $\\lambda_2 \\ge 0$.
 
     Returns:
         (f_next, lam_next), broadcast shapes.
     """
     _check_uv(learning_rate, width)
+    check_range("l2", l2, low=0.0, meaning="L2 coefficient >= 0")
     r = f - y
     eta, n = learning_rate, width
-    return f - eta * lam * r + (eta**2 / n) * r**2 * f, lam + (eta * r / n) * (eta * lam * r - 4.0 * f)
+    a = 1.0 - eta * l2
+    return (
+        a**2 * f - a * eta * lam * r + (eta**2 / n) * r**2 * f,
+        a**2 * lam - 4.0 * a * eta * r * f / n + (eta**2 / n) * r**2 * lam,
+    )
 
 
 @jax.tree_util.register_dataclass
@@ -69,8 +78,8 @@ class UVTrajectory:
     diverged_at: jax.Array
 
 
-def uv_trajectory(f0, lam0, *, learning_rate, width, steps, y=0.0, divergence=1e100):
-    """Iterate `uv_map` for `steps` steps under `lax.scan` (jittable, vmappable over scalars).
+def uv_trajectory(f0, lam0, *, learning_rate, width, steps, y=0.0, l2=0.0, divergence=1e100):
+    """Iterate `uv_map` (with L2 coefficient `l2`) for `steps` steps under `lax.scan` (jittable, vmappable over scalars).
 
     A run whose |f| or λ becomes non-finite or exceeds `divergence` is frozen and reported by
     `diverged_at` (the step at which it blew up), never raised.
@@ -80,7 +89,7 @@ def uv_trajectory(f0, lam0, *, learning_rate, width, steps, y=0.0, divergence=1e
 
     def step(carry, s):
         f, lam, diverged_at = carry
-        f_new, lam_new = uv_map(f, lam, learning_rate=learning_rate, width=width, y=y)
+        f_new, lam_new = uv_map(f, lam, learning_rate=learning_rate, width=width, y=y, l2=l2)
         bad = ~(jnp.isfinite(f_new) & jnp.isfinite(lam_new)) | (jnp.abs(f_new) > divergence) | (lam_new > divergence)
         diverged_at = jnp.where(bad & (diverged_at < 0), s + 1, diverged_at)
         stop = diverged_at >= 0

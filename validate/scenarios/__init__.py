@@ -2,6 +2,7 @@
 
 from . import (
     catapult_agop,
+    catapult_deep,
     catapult_gd,
     catapult_learning_rate,
     catapult_multiple,
@@ -32,6 +33,7 @@ ALL = [
     catapult_uv,
     catapult_gd,
     catapult_multiple,
+    catapult_deep,
     catapult_sgd,
     catapult_agop,
     catapult_learning_rate,

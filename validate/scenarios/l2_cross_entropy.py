@@ -75,6 +75,12 @@ def _theory(d, problems, times, l2s, k):
     return train, acc
 
 
+def _band(values):
+    """Per column (λ): mean and 95% t-interval over the seeds with a defined (finite) value."""
+    cols = [harness.seed_interval(v[np.isfinite(v)]) if np.isfinite(v).any() else (np.nan,) * 3 for v in values.T]
+    return tuple(np.array([c[k] for c in cols], dtype=float) for k in range(3))
+
+
 def _at(t, values, when):
     """`values` at the last record with t <= when (records are dense: 1/records of the window)."""
     return values[max(0, int(np.searchsorted(t, when * (1 + 1e-12), side="right")) - 1)]
@@ -123,7 +129,17 @@ def run(ctx: harness.Context):
     L = len(l2s)
     result = harness.ScenarioResult(NAME, TITLE, CLAIM)
     by_width = {w: _sweep(ctx, cfg, w, l2s, rival=w == widths[-1]) for w in widths}
-    pick = lambda sw, v, arg: np.take_along_axis(sw["t"], arg(sw[v], axis=2)[..., None], axis=2)[..., 0]  # noqa: E731
+
+    def pick(sw, v, arg):
+        """t at the arg-min/max record of each run: NaN if the series has a non-finite value (a diverged
+        run or a failed ODE solve) or the extremum sits at the window's first or last record (not inside)."""
+        series = np.asarray(sw[v], dtype=float)
+        idx = arg(np.where(np.isfinite(series), series, np.inf if arg is np.argmin else -np.inf), axis=2)
+        t = np.take_along_axis(sw["t"], idx[..., None], axis=2)[..., 0]
+        bad = ~np.all(np.isfinite(series), axis=2) | (idx == 0) | (idx == series.shape[2] - 1)
+        return np.where(bad, np.nan, t)
+
+    edge = "a run diverged, its ODE failed, or its extremum sits at the window's edge (not a minimum inside it)"
     width_err = np.stack([
         (np.abs(pick(sw, "ex_loss", np.argmin) - pick(sw, "th_loss", np.argmin)) / pick(sw, "th_loss", np.argmin)).max(axis=1)
         for sw in by_width.values()
@@ -141,25 +157,35 @@ def run(ctx: harness.Context):
     others = np.arange(L) != mid
     rival = (l2s[mid] * t_loss_ex[:, mid])[:, None] / l2s[None, :]
     rival_err = np.abs(t_loss_ex - rival) / rival
-    alpha_th = np.array([harness.fit_slope(l2s, row) for row in t_loss_th])
-    alpha_acc_th = np.array([harness.fit_slope(l2s, row) for row in t_acc_th])
+    slope = lambda row: harness.fit_slope(l2s, row) if np.all(np.isfinite(row)) else np.nan  # noqa: E731
+    alpha_th = np.array([slope(row) for row in t_loss_th])
+    alpha_acc_th = np.array([slope(row) for row in t_acc_th])
     # (ii) test accuracy along the whole window, each λ; worst λ per seed
     acc_err = np.sqrt(np.nanmean((ex_acc - th_acc) ** 2, axis=2))  # (seeds, L)
     acc_err_k1 = np.sqrt(np.nanmean((ex_acc - k1_acc) ** 2, axis=2))
     # (iii) budgets T = c/λ_j: c = λ t*_acc of the shortest run (largest λ) per seed; the grid search
-    # takes every λ whose run reaches T (λ <= horizon/T); the rival keeps the λ of the shortest budget
-    c = l2s[-1] * t_acc_ex[:, -1]
+    # takes every λ whose run reaches T (λ <= horizon/T); the rival tunes λ on the grid at the shortest
+    # budget and keeps it for every budget
+    c = l2s[-1] * np.nan_to_num(t_acc_ex[:, -1], nan=np.inf)  # an undefined t*: no budget is defined
     budget_j = np.arange(L - 1)  # budgets c/λ_j for all but the calibration λ
     gap, gap_rival, best_lam, acc_rule, acc_best = (np.zeros((seeds, len(budget_j))) for _ in range(5))
+
+    def grid(s, T):
+        reach = l2s <= horizon / T * (1 + 1e-9)
+        return reach, np.array([_at(times[s, i], ex_acc[s, i], T) if reach[i] else -np.inf for i in range(L)])
+
     for s in range(seeds):
+        if not np.isfinite(c[s]):  # the calibration run's t*_acc is undefined: no budgets for this seed
+            gap[s] = gap_rival[s] = best_lam[s] = acc_rule[s] = acc_best[s] = np.nan
+            continue
+        tuned = int(np.argmax(grid(s, c[s] / l2s[budget_j[-1]])[1]))  # the rival's λ: best at the shortest budget
         for b, j in enumerate(budget_j):
             T = c[s] / l2s[j]
-            reach = l2s <= horizon / T * (1 + 1e-9)
-            accs = np.array([_at(times[s, i], ex_acc[s, i], T) if reach[i] else -np.inf for i in range(L)])
+            reach, accs = grid(s, T)
             i_best = int(np.argmax(accs))
             best_lam[s, b], acc_best[s, b], acc_rule[s, b] = l2s[i_best], accs[i_best], accs[j]
-            fixed = L - 2  # the λ the rule gives for the shortest budget, kept for every budget
-            acc_fixed = accs[fixed] if reach[fixed] else _at(times[s, fixed], ex_acc[s, fixed], times[s, fixed, -1])
+            # past its own window the kept λ's accuracy is read at its last record (already past t*: generous)
+            acc_fixed = accs[tuned] if reach[tuned] else ex_acc[s, tuned, -1]
             gap[s, b], gap_rival[s, b] = acc_best[s, b] - acc_rule[s, b], acc_best[s, b] - acc_fixed
             if not reach[j]:  # c > horizon: the budget lies beyond the rule's own run
                 gap[s, b] = gap_rival[s, b] = acc_rule[s, b] = np.nan
@@ -177,16 +203,16 @@ def run(ctx: harness.Context):
     beyond = "the shortest run's best accuracy is at its window's end (c > λt = horizon): T lies beyond the runs"
     l2_str = ", ".join(f"{v:g}" for v in l2s)
     result.checks += [
-        harness.seed_check(f"(i) max over λ of |t*_loss measured - ODE| / ODE, width {widths[-1]}", err.max(axis=1), below=0.1,
+        harness.seed_check(f"(i) max over λ of |t*_loss measured - ODE| / ODE, width {widths[-1]}", err.max(axis=1), below=0.1, undefined=edge,
                            note=f"per seed; λ in {{{l2_str}}}; ODE of eq. 1 (k = 2) from each seed's Θ0, f0"),
         harness.rate_check("(i) slope of that error against width (theory: -1, the O(1/n) kernel change)", widths,
-                           width_err, exponent=-1.0, note="per-seed log-log slopes"),
-        harness.rate_check(f"(i) slope of t*_loss against λ (theory: the ODE's, {alpha_th.mean():.3f})", l2s,
-                           t_loss_ex, exponent=float(alpha_th.mean()),
+                           width_err, exponent=-1.0, note="per-seed log-log slopes", undefined=edge),
+        harness.rate_check(f"(i) slope of t*_loss against λ (theory: the ODE's, {np.nanmean(alpha_th):.3f})", l2s,
+                           t_loss_ex, exponent=float(np.nanmean(alpha_th)), undefined=edge,
                            note=f"per-seed slopes over {l2s.max() / l2s.min():.0f}x in λ; ODE per seed "
-                                f"{alpha_th.min():.3f}..{alpha_th.max():.3f}"),
+                                f"{np.nanmin(alpha_th):.3f}..{np.nanmax(alpha_th):.3f}"),
         harness.seed_check("(i) control: t* = c/λ (c at the middle λ) error minus the ODE's, mean over the other λ",
-                           rival_err[:, others].mean(axis=1) - err[:, others].mean(axis=1), above=0.0, kind="control",
+                           rival_err[:, others].mean(axis=1) - err[:, others].mean(axis=1), above=0.0, kind="control", undefined=edge,
                            note="the MSE intuition t* ∝ 1/λ, calibrated on the same seed's middle λ"),
         harness.seed_check("(ii) max over λ of the rms |test accuracy measured - ODE (k = 2)| over the window",
                            acc_err.max(axis=1), below=0.02,
@@ -194,21 +220,21 @@ def run(ctx: harness.Context):
         harness.seed_check("(ii) control: the same for the linear model (k = 1) minus k = 2's",
                            acc_err_k1.max(axis=1) - acc_err.max(axis=1), above=0.0, kind="control"),
         harness.rate_check(f"(ii) slope of t*_acc (best test accuracy) against λ (theory: the ODE's, "
-                           f"{alpha_acc_th.mean():.3f})", l2s, t_acc_ex, exponent=float(alpha_acc_th.mean()),
+                           f"{np.nanmean(alpha_acc_th):.3f})", l2s, t_acc_ex, exponent=float(np.nanmean(alpha_acc_th)), undefined=edge,
                            note="t*_acc = time of the highest test accuracy (the paper's t*)"),
         harness.seed_check(f"(iii) accuracy at T: best grid λ minus λ = c/T, mean over {len(budget_j)} budgets",
                            gap.mean(axis=1), below=_ACCURACY_GAP, undefined=beyond, inconclusive=premise,
                            note="c = λ t*_acc of the largest λ's run, per seed; grid: the λ whose run reaches T"),
-        harness.seed_check("(iii) control: one λ tuned at the shortest budget, kept for all, minus λ = c/T, "
+        harness.seed_check("(iii) control: the grid's best λ at the shortest budget, kept for all, minus λ = c/T, "
                            "accuracy loss at T", (gap_rival - gap).mean(axis=1), above=0.0, kind="control",
                            undefined=beyond, inconclusive=premise, note="the kept λ's accuracy past its window is taken at its last "
                            "record (λt = 1, already past t*: generous to the rival)"),
     ]  # fmt: skip
     rows = []
     for i, lam in enumerate(l2s):
-        m, lo, hi = harness.seed_interval(t_loss_ex[:, i])
-        rows.append(f"| {lam:g} | {m:.4g} [{lo:.4g}, {hi:.4g}] | {t_loss_th[:, i].mean():.4g} | {rival[:, i].mean():.4g} | "
-                    f"{t_acc_ex[:, i].mean():.4g} | {t_acc_th[:, i].mean():.4g} | {ex_acc.max(axis=2)[:, i].mean():.3f} | "
+        m, lo, hi = (v[i] for v in _band(t_loss_ex))
+        rows.append(f"| {lam:g} | {m:.4g} [{lo:.4g}, {hi:.4g}] | {np.nanmean(t_loss_th[:, i]):.4g} | {np.nanmean(rival[:, i]):.4g} | "
+                    f"{np.nanmean(t_acc_ex[:, i]):.4g} | {np.nanmean(t_acc_th[:, i]):.4g} | {ex_acc.max(axis=2)[:, i].mean():.3f} | "
                     f"{th_acc.max(axis=2)[:, i].mean():.3f} |")  # fmt: skip
     result.tables.append(
         f"Width {widths[-1]}, {cfg['n_train']} digits (10 classes), {cfg['n_test']} test points, "
@@ -218,10 +244,11 @@ def run(ctx: harness.Context):
     )
     rows = []
     for b, j in enumerate(budget_j):
-        rows.append(f"| {np.mean(c / l2s[j]):.4g} | {l2s[j]:g} | {np.exp(np.log(best_lam[:, b]).mean()):.3g} | "
-                    f"{np.nanmean(acc_rule[:, b]):.3f} | {acc_best[:, b].mean():.3f} |")  # fmt: skip
+        finite_c = c[np.isfinite(c)]
+        rows.append(f"| {np.mean(finite_c / l2s[j]):.4g} | {l2s[j]:g} | {np.exp(np.nanmean(np.log(best_lam[:, b]))):.3g} | "
+                    f"{np.nanmean(acc_rule[:, b]):.3f} | {np.nanmean(acc_best[:, b]):.3f} |")  # fmt: skip
     result.tables.append(
-        f"Budgets T = c/λ_j (c = λ t*_acc at λ = {l2s[-1]:g}, {np.mean(c):.3f} on average): the rule's λ, the grid's "
+        f"Budgets T = c/λ_j (c = λ t*_acc at λ = {l2s[-1]:g}, {np.mean(c[np.isfinite(c)]):.3f} on average over the seeds where it is defined): the rule's λ, the grid's "
         "best λ (geometric mean over seeds), and the test accuracy at T of the rule and of the grid's best:\n\n"
         "| T | λ = c/T | best grid λ | acc. rule | acc. best |\n|---|---|---|---|---|\n" + "\n".join(rows)
     )
@@ -240,25 +267,24 @@ def run(ctx: harness.Context):
                    + [(f"rival k = 1, λ = {l2s[0]:g}", times[0, 0][1:], k1_acc[0, 0][1:], {"color": "C0", "ls": "--", "lw": 1})]},
         {"title": f"t* against λ ({seeds} seeds, 95% bands)", "xlabel": "λ", "ylabel": "t*", "xscale": "log",
          "yscale": "log",
-         "bands": [(None, l2s, *harness.seed_interval(t_loss_ex)[1:], {"color": "C0"}),
-                   (None, l2s, *harness.seed_interval(t_acc_ex)[1:], {"color": "C1"})],
-         "experiment": [("t*_loss measured", l2s, t_loss_ex.mean(axis=0), {"color": "C0"}),
-                        ("t*_acc measured", l2s, t_acc_ex.mean(axis=0), {"color": "C1"})],
-         "theory": [(f"ODE t*_loss (α = {-alpha_th.mean():.2f})", l2s, t_loss_th.mean(axis=0), {"color": "C0"}),
-                    (f"ODE t*_acc (α = {-alpha_acc_th.mean():.2f})", l2s, t_acc_th.mean(axis=0), {"color": "C1"}),
-                    ("rival c/λ", l2s, rival.mean(axis=0), {"color": "C3", "ls": ":"})]},
+         "bands": [(None, l2s, *_band(t_loss_ex)[1:], {"color": "C0"}), (None, l2s, *_band(t_acc_ex)[1:], {"color": "C1"})],
+         "experiment": [("t*_loss measured", l2s, _band(t_loss_ex)[0], {"color": "C0"}),
+                        ("t*_acc measured", l2s, _band(t_acc_ex)[0], {"color": "C1"})],
+         "theory": [(f"ODE t*_loss (α = {-np.nanmean(alpha_th):.2f})", l2s, np.nanmean(t_loss_th, axis=0), {"color": "C0"}),
+                    (f"ODE t*_acc (α = {-np.nanmean(alpha_acc_th):.2f})", l2s, np.nanmean(t_acc_th, axis=0), {"color": "C1"}),
+                    ("rival c/λ", l2s, np.nanmean(rival, axis=0), {"color": "C3", "ls": ":"})]},
     ]  # fmt: skip
     fig = plots.curves(ctx.figure_path(f"{NAME}.png"), panels, title=TITLE, width=5.0)
     width_check = next(c for c in result.checks if "against width" in c.name)
     fig_rate = plots.rate(
-        ctx.figure_path(f"{NAME}_rate.png"), widths, width_err, xlabel="width",
-        ylabel="max over λ of |t*_loss - ODE| / ODE", slope=width_check.value, interval=width_check.interval,
+        ctx.figure_path(f"{NAME}_rate.png"), widths, width_err[np.all(np.isfinite(width_err), axis=1)], xlabel="width",
+        ylabel="max over λ of |t*_loss - ODE| / ODE (seeds defined at every width)", slope=width_check.value, interval=width_check.interval,
         reference=-1.0, title="cross-entropy with L2: t* error against width",
     )  # fmt: skip
     result.figures += [str(fig.relative_to(ctx.out_dir)), str(fig_rate.relative_to(ctx.out_dir))]
     rows = []
     for i, w in enumerate(widths):
-        m, lo, hi = harness.seed_interval(width_err[:, i])
+        m, lo, hi = (v[i] for v in _band(width_err))
         rows.append(f"| {w} | {m:.4f} [{lo:.4f}, {hi:.4f}] |")
     result.tables.append(
         "The t*_loss error (max over λ, per seed) by width, with its 95% interval over seeds:\n\n"

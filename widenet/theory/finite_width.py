@@ -93,42 +93,48 @@ def linear_fixed_point(x, y, *, l2, width, w_std=1.0):
     eq. S26: $f = 1 - \\lambda\\sqrt{n}$ when $\\lambda\\sqrt n < 1$, else 0.
 
     Args:
-        x: (n, d) training inputs; y: (n,) targets; l2: λ >= 0; width: hidden width;
+        x: (n, d) training inputs; y: (n,) targets; l2: λ > 0; width: hidden width;
         w_std: the `W_std` of both stax Dense layers (NTK parameterisation).
 
     Returns:
         `LinearFixedPoint`.
     """
     x, y = _inputs(x, y)
-    check_range("l2", l2, low=0.0, meaning="L2 coefficient lambda >= 0")
+    check_range(
+        "l2", l2, low=0.0, low_open=True,
+        meaning="L2 coefficient lambda > 0 (without L2 the end state keeps the initialisation's components)",
+    )  # fmt: skip
     c = _scale(x, width, w_std)
     xty = x.T @ y
     threshold = float(c * np.linalg.norm(xty))
     if l2 >= threshold:
         return LinearFixedPoint(np.zeros(x.shape[1]), np.zeros(x.shape[0]), float(c), threshold, False)
     u, s, vt = np.linalg.svd(x, full_matrices=False)
-    a = u.T @ y
+    keep = s > s[0] * x.shape[0] * np.finfo(float).eps  # numerically zero directions carry no Xᵀy
+    u, s, vt = u[:, keep], s[keep], vt[keep]
+    b = s * (u.T @ y)  # Xᵀy in the right singular basis
     kappa = l2 / c
 
-    def w_of(mu):
-        return vt.T @ (s * a / (s**2 + mu))
+    def w_of(log_mu):  # (XᵀX + μI)⁻¹Xᵀy = V b/(s² + μ), written with e^{-log μ} (no overflow)
+        inv = np.exp(-log_mu)
+        return vt.T @ (b * inv / (1.0 + s**2 * inv))
 
-    def excess(log_mu):  # μ‖w(μ)‖ - λ/c, increasing in μ
-        mu = np.exp(log_mu)
-        return mu * np.linalg.norm(w_of(mu)) - kappa
+    def excess(log_mu):  # μ‖w(μ)‖ - λ/c, increasing in μ from -λ/c to ‖Xᵀy‖ - λ/c > 0
+        inv = np.exp(-log_mu)
+        return np.linalg.norm(b / (1.0 + s**2 * inv)) - kappa
 
-    if l2 == 0.0:
-        w = vt.T @ np.where(s > s[0] * 1e-14, a / np.where(s > 0, s, 1.0), 0.0)  # least squares, min norm
-        return LinearFixedPoint(w, x @ w, float(c), threshold, True)
-    lo, hi = np.log(max(s[0] ** 2, 1.0)) - 80.0, np.log(max(s[0] ** 2, 1.0)) + 80.0
+    centre = np.log(s[0] ** 2)
+    lo, hi = centre - 40.0, centre + 40.0
+    while excess(lo) >= 0:  # λ tiny: μ very small
+        lo -= 40.0
     while excess(hi) <= 0:  # λ just under the threshold: μ very large
         hi += 40.0
-    for _ in range(200):
+    for _ in range(400):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
-        if hi - lo < 1e-15 * max(1.0, abs(hi)):
+        if hi - lo < 4 * np.finfo(float).eps * max(1.0, abs(mid)):
             break
-    w = w_of(np.exp(0.5 * (lo + hi)))
+    w = w_of(0.5 * (lo + hi))
     return LinearFixedPoint(w, x @ w, float(c), threshold, True)
 
 

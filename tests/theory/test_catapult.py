@@ -41,6 +41,18 @@ def test_uv_map_with_l2_ends_at_the_finite_width_fixed_point_of_sm_b1(rho):
     np.testing.assert_allclose(traj.lam[-1], finite_width.linear_fixed_point_ntk(point, [[1.0]])[0, 0], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("rho", [1.5, 3.0])
+def test_uv_map_with_l2_above_the_threshold_decays_at_the_slow_rate(rho):
+    """Above SM B.1's threshold λ2√n = y the kernel decays per step by (1 - η(λ2 - y/√n))², the trivial
+    point's slowest direction, not by eq. 2's (1 - ηλ2)² (the `l2_finite_width` scenario's rate check)."""
+    n, y, eta = 400, 1.5, 0.2
+    l2 = rho * y / np.sqrt(n)
+    traj = catapult.uv_trajectory(0.3, 2.0, learning_rate=eta, width=n, steps=3000, y=y, l2=l2)  # no underflow
+    lam = np.asarray(traj.lam)
+    np.testing.assert_allclose(lam[-1] / lam[-2], (1 - eta * (l2 - y / np.sqrt(n))) ** 2, rtol=1e-9)
+    assert abs(lam[-1] / lam[-2] - (1 - eta * l2) ** 2) > 1e-4
+
+
 def test_uv_phases_at_large_width():
     n, f0, lam0 = 10_000, 0.5, 1.0
     final = {}

@@ -278,8 +278,8 @@ def run(ctx: harness.Context):
     width_check = next(c for c in result.checks if "against width" in c.name)
     fig_rate = plots.rate(
         ctx.figure_path(f"{NAME}_rate.png"), widths, width_err[np.all(np.isfinite(width_err), axis=1)], xlabel="width",
-        ylabel="max over λ of |t*_loss - ODE| / ODE (seeds defined at every width)", slope=width_check.value, interval=width_check.interval,
-        reference=-1.0, title="cross-entropy with L2: t* error against width",
+        ylabel="t*_loss error, max over λ (seeds defined at both widths)", slope=width_check.value, interval=width_check.interval,
+        reference=-1.0, title="cross-entropy + L2: t* error vs width",
     )  # fmt: skip
     result.figures += [str(fig.relative_to(ctx.out_dir)), str(fig_rate.relative_to(ctx.out_dir))]
     rows = []

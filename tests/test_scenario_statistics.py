@@ -1,0 +1,42 @@
+"""Scenario statistics on hand-built records, where the answer is known by construction."""
+
+import numpy as np
+
+from validate.scenarios.oscillatory_spiral import _episodes
+
+
+def _records(episodes, gap=4):
+    """Accuracy and top-3 Hessian records with one λ_1 up-crossing of 2 per episode.
+
+    `episodes`: (λ_1 peak, λ_2 peak, λ_3 peak, bifurcation) per episode; a bifurcation is a jump of
+    0.1 in accuracy at the record after the crossing."""
+    acc, top = [0.5], [[1.0, 0.5, 0.2]]
+    for l1, l2, l3, bif in episodes:
+        acc += [acc[-1]] * gap
+        top += [[1.0, 0.5, 0.2]] * gap
+        acc += [acc[-1], acc[-1] + (0.1 if bif else 0.0)]
+        top += [[l1, l2, l3], [1.0, 0.5, 0.2]]
+    return np.array(acc), np.array(top)
+
+
+def test_episodes_split_bifurcations_by_the_second_eigenvalue():
+    # λ_2 crosses in 2 episodes (both bifurcate); of the 3 with λ_1 alone, 1 bifurcates
+    acc, top = _records([(2.5, 2.2, 1.0, True), (2.4, 1.0, 1.0, False), (2.3, 2.1, 2.5, True),
+                         (3.0, 1.5, 1.0, True), (2.9, 1.0, 1.0, False)])  # fmt: skip
+    e = _episodes(acc, top, 2.0)
+    assert e["episodes"] == 5 and e["second"] == 2 and e["third"] == 1
+    assert e["p_second"] == 1.0 and np.isclose(e["p_first_only"], 1 / 3)
+    assert np.isclose(e["second_gain"], 2 / 3)
+    # rival: the 2 largest λ_1 peaks (3.0: bifurcates, 2.9: does not) against the other 3 (2 of 3)
+    assert np.isclose(e["first_gain"], 0.5 - 2 / 3)
+    # λ_3 crosses once, in an episode that bifurcates; 2 of the other 4 bifurcate
+    assert np.isclose(e["third_gain"], 1.0 - 2 / 4)
+
+
+def test_episodes_without_a_split_are_undefined_not_zero():
+    acc, top = _records([(2.5, 1.0, 1.0, True), (2.4, 1.0, 1.0, False)])
+    e = _episodes(acc, top, 2.0)
+    assert e["second"] == 0 and np.isnan(e["second_gain"]) and np.isnan(e["third_gain"])
+    # a jump without any crossing is not an episode
+    acc[2] += 0.3
+    assert _episodes(acc, top, 2.0)["episodes"] == 2

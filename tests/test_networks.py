@@ -252,3 +252,64 @@ def test_scale_invariant_ntk_is_the_projected_inner_kernel_and_scales_as_a_to_th
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     scaled = networks.empirical_ntk(net.apply_fn, implementation=1)(x, None, jax.tree.map(lambda a: 0.5 * a, p))
     np.testing.assert_allclose(scaled, 4.0 * got, rtol=1e-10)
+
+
+def test_cnn_is_the_hand_written_convolution_on_row_major_images():
+    """One conv layer (identity activation, bias-free), then Flatten and Dense, against scipy's 2-D
+    correlation with zero padding: checks the reshape of flat inputs and the NTK scaling σ/√fan-in."""
+    from scipy.signal import correlate2d
+
+    net = networks.cnn((3,), 1, image_shape=(5, 4, 1), activation="identity")
+    params = net.init(jax.random.PRNGKey(0), 20)
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (2, 20)))
+    (w_conv, _), _, _, (w_dense, _) = params  # bias-free: each layer is (W, None)
+    want = []
+    for xi in x:
+        image = xi.reshape(5, 4)
+        maps = np.stack([correlate2d(image, np.asarray(w_conv)[:, :, 0, c], mode="same") / 3.0 for c in range(3)],
+                        axis=-1)  # (5, 4, 3): fan-in 3·3·1  # fmt: skip
+        want.append(maps.reshape(-1) @ np.asarray(w_dense)[:, 0] / np.sqrt(60))
+    np.testing.assert_allclose(net.apply_fn(params, x)[:, 0], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("readout", ["flatten", "global_avg"])
+def test_cnn_degree_kernel_and_bad_inputs(readout):
+    key = jax.random.PRNGKey(4)
+    net = networks.cnn((4, 4), 2, image_shape=(4, 4, 1), readout=readout)
+    params = net.init(key, 16)
+    x = jax.random.normal(key, (3, 16))
+    assert net.degree == 3.0 and networks.measure_degree(net.apply_fn, params, x) == 3.0
+    assert networks.cnn((4,), b_std=0.1, image_shape=(4, 4, 1)).degree is None
+    # the analytic kernel is neural-tangents' on the images, whatever the wrapper does with shapes
+    init, apply, kernel = _nt.stax.serial(
+        _nt.stax.Conv(4, (3, 3), padding="SAME"),
+        _nt.stax.Relu(),
+        _nt.stax.Conv(4, (3, 3), padding="SAME"),
+        _nt.stax.Relu(),
+        _nt.stax.Flatten() if readout == "flatten" else _nt.stax.GlobalAvgPool(),
+        _nt.stax.Dense(2),
+    )
+    images = x.reshape(3, 4, 4, 1)
+    np.testing.assert_allclose(net.ntk(x), kernel(images, None, "ntk"), rtol=1e-12)
+    np.testing.assert_allclose(net.apply_fn(params, x), apply(params, images), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"`x` must have shape \(n, 16\)"):
+        net.apply_fn(params, x[:, :15])
+    with pytest.raises(ValueError, match="`input_dim` must be 16"):
+        net.init(key, 15)
+    with pytest.raises(ValueError, match="`readout` must be"):
+        networks.cnn((4,), readout="max")
+    with pytest.raises(ValueError, match="`channels` must"):
+        networks.cnn(())
+
+
+def test_cnn_empirical_ntk_approaches_its_analytic_kernel_with_channels():
+    key = jax.random.PRNGKey(5)
+    x = jax.random.normal(key, (4, 16))
+    errors = []
+    for c in (4, 256):
+        net = networks.cnn((c,), image_shape=(4, 4, 1))
+        emp = np.mean([networks.empirical_ntk(net.apply_fn)(x, None, net.init(k, 16)) for k in jax.random.split(key, 4)],
+                      axis=0)  # fmt: skip
+        ana = net.ntk(x)
+        errors.append(np.abs(emp - ana).max() / np.abs(ana).max())
+    assert errors[1] < 0.05 and errors[1] < errors[0]

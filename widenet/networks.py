@@ -20,6 +20,7 @@ __all__ = [
     "stax",
     "Network",
     "mlp",
+    "cnn",
     "from_stax",
     "measure_degree",
     "scale_invariant",
@@ -119,6 +120,87 @@ def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0
     widths = "-".join(str(w) for w in hidden)
     bias = "" if b_std is None else f", b_std={b_std}"
     name = f"mlp[{widths}->{out_dim}, {activation}{bias}]"
+    return Network(init_fn, apply_fn, kernel_fn, degree, out_dim, name)
+
+
+def cnn(
+    channels: Sequence[int],
+    out_dim: int = 1,
+    *,
+    image_shape=(8, 8, 1),
+    filter_shape=(3, 3),
+    readout="flatten",
+    activation="relu",
+    W_std=1.0,
+    b_std=None,
+    parameterization="ntk",
+):
+    """A convolutional stax network on images given as flat vectors (e.g. the 8×8 digits).
+
+    `len(channels)` layers ``Conv(c, filter_shape, padding="SAME")`` each followed by the activation,
+    then the readout: "flatten" (``Flatten`` then ``Dense``: the readout sees every position) or
+    "global_avg" (``GlobalAvgPool`` then ``Dense``: the Myrtle-type head, translation invariant).
+    Inputs are vectors of length $H W C_{in}$ (`image_shape` = (H, W, C_in), row-major), reshaped to
+    images inside `apply_fn` and `kernel_fn`, so a `cnn` drops into every widenet routine that takes
+    an `mlp` (data sets store flat vectors). With `b_std=None` and a positively homogeneous
+    activation the network is k-homogeneous with k = len(channels) + 1 (average pooling is linear),
+    as for `mlp`; the infinite-width `kernel_fn` is neural-tangents' CNN-GP/NTK (channels → ∞).
+
+    Args:
+        channels: channels of the conv layers, e.g. (16, 16).
+        out_dim: number of outputs.
+        image_shape: (H, W, C_in) of one input.
+        filter_shape: spatial size of every filter.
+        readout: "flatten" or "global_avg".
+        activation, W_std, b_std, parameterization: as `mlp`.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+    if len(channels) == 0:
+        raise ValueError("`channels` must name at least one conv layer; got ()")
+    for c in channels:
+        check_int("channels", c, low=1, meaning="channels per conv layer")
+    check_int("out_dim", out_dim, low=1)
+    image_shape = tuple(image_shape)
+    if len(image_shape) != 3:
+        raise ValueError(f"`image_shape` must be (H, W, C_in); got {image_shape}")
+    for size in image_shape:
+        check_int("image_shape", size, low=1)
+    if readout not in ("flatten", "global_avg"):
+        raise ValueError(f"`readout` must be 'flatten' or 'global_avg'; got {readout!r}")
+    if parameterization not in ("ntk", "standard"):
+        raise ValueError(f"`parameterization` must be 'ntk' or 'standard'; got {parameterization!r}")
+    make_act, homogeneous = _ACTIVATIONS[activation]
+    layers = []
+    for c in channels:
+        layers += [_nt.stax.Conv(c, tuple(filter_shape), padding="SAME", W_std=W_std, b_std=b_std,
+                                 parameterization=parameterization), make_act()]  # fmt: skip
+    layers += [_nt.stax.Flatten() if readout == "flatten" else _nt.stax.GlobalAvgPool()]
+    layers.append(_nt.stax.Dense(out_dim, W_std=W_std, b_std=b_std, parameterization=parameterization))
+    init_img, apply_img, kernel_img = _nt.stax.serial(*layers)
+    size = int(np.prod(image_shape))
+
+    def to_images(x):
+        x = jnp.asarray(x)
+        if x.ndim != 2 or x.shape[1] != size:
+            raise ValueError(f"`x` must have shape (n, {size}) (flat {image_shape} images); got {x.shape}")
+        return x.reshape((x.shape[0],) + image_shape)
+
+    def init_fn(key, input_shape):
+        if input_shape[-1] != size:
+            raise ValueError(f"`input_dim` must be {size} (flat {image_shape} images); got {input_shape[-1]}")
+        out_shape, params = init_img(key, (-1,) + image_shape)
+        return out_shape, params
+
+    def apply_fn(params, x, **kwargs):
+        return apply_img(params, to_images(x), **kwargs)
+
+    def kernel_fn(x1, x2=None, get=None, **kwargs):
+        return kernel_img(to_images(x1), None if x2 is None else to_images(x2), get, **kwargs)
+
+    degree = float(len(channels) + 1) if homogeneous and b_std is None else None
+    bias = "" if b_std is None else f", b_std={b_std}"
+    name = f"cnn[{'-'.join(map(str, channels))}, {readout}->{out_dim}, {activation}{bias}]"
     return Network(init_fn, apply_fn, kernel_fn, degree, out_dim, name)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from widenet import data, harness, networks, plots, schedules
 from widenet.experiment.train import TrainConfig, train_sweep
 
-NAME = "l2_budget"
+NAME = "l2_tuning"
 TITLE = "L2 paper Sec. 3: λ = c/T against the tuned λ for several budgets, and AutoL2 against the tuned λ"
 CLAIM = (
     "Where L2 raises test accuracy (a 2-layer ReLU net in standard parameterisation, cross-entropy, 10-class "
@@ -80,7 +80,7 @@ def run(ctx: harness.Context):
     def compute_grid():
         """Every seed at every grid λ, to the longest budget (a constant λ needs no rerun per budget)."""
         params = jax.tree.map(lambda p: jnp.repeat(p, len(l2s), axis=0), inits)
-        res = sweep(params, jnp.tile(jnp.asarray(l2s), seeds), "l2_budget grid")
+        res = sweep(params, jnp.tile(jnp.asarray(l2s), seeds), "l2_tuning grid")
         ntk = jax.jit(networks.empirical_ntk(net.apply_fn))
         x = jnp.asarray(d.x_train)
         top = lambda p: float(jnp.linalg.eigvalsh(ntk(x, None, p))[-1])  # noqa: E731
@@ -109,12 +109,12 @@ def run(ctx: harness.Context):
 
     def compute_rule():
         params = jax.tree.map(lambda p: jnp.repeat(p, len(budgets), axis=0), inits)
-        res = sweep(params, jnp.asarray(pred.ravel()), "l2_budget λ = c/T")
+        res = sweep(params, jnp.asarray(pred.ravel()), "l2_tuning λ = c/T")
         return {"acc": res.extra["acc"]}
 
     def compute_auto():
         res = train_sweep(net.apply_fn, inits, d, config, learning_rate=jnp.full(seeds, eta),
-                          l2=schedules.auto_l2(float(l2s[big])), observables={"acc": accuracies}, progress="l2_budget AutoL2")  # fmt: skip
+                          l2=schedules.auto_l2(float(l2s[big])), observables={"acc": accuracies}, progress="l2_tuning AutoL2")  # fmt: skip
         return {"acc": res.extra["acc"], "l2": res.l2}
 
     rule = ctx.store.cached(f"{NAME}_rule_w{cfg['width']}_n{cfg['n_train']}_T{horizon}_s{seeds}", compute_rule)

@@ -168,6 +168,15 @@ def _cases(tmp):
             ("out_dim 0", lambda: networks.mlp((8,), 0), "out_dim"),
             ("parameterization", lambda: networks.mlp((8,), parameterization="mup"), "parameterization"),
         ],
+        "widenet.networks.cnn": [
+            ("no layers", lambda: networks.cnn(()), "channels"),
+            ("0 channels", lambda: networks.cnn((0,)), "channels"),
+            ("out_dim 0", lambda: networks.cnn((4,), 0), "out_dim"),
+            ("2-D image shape", lambda: networks.cnn((4,), image_shape=(8, 8)), "image_shape"),
+            ("unknown readout", lambda: networks.cnn((4,), readout="max"), "readout"),
+            ("unknown activation", lambda: networks.cnn((4,), activation="tanh"), "activation"),
+            ("parameterization", lambda: networks.cnn((4,), parameterization="mup"), "parameterization"),
+        ],
         "widenet.networks.from_stax": [
             (
                 "input_dim 0",

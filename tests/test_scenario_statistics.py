@@ -37,6 +37,14 @@ def test_episodes_without_a_split_are_undefined_not_zero():
     acc, top = _records([(2.5, 1.0, 1.0, True), (2.4, 1.0, 1.0, False)])
     e = _episodes(acc, top, 2.0)
     assert e["second"] == 0 and np.isnan(e["second_gain"]) and np.isnan(e["third_gain"])
-    # a jump without any crossing is not an episode
-    acc[2] += 0.3
-    assert _episodes(acc, top, 2.0)["episodes"] == 2
+    # a jump away from any crossing is not an episode's bifurcation
+    acc[2:] += 0.3
+    again = _episodes(acc, top, 2.0)
+    assert again["episodes"] == 2 and again["p_first_only"] == 0.5 and np.isnan(again["second_gain"])
+
+
+def test_the_rival_split_is_undefined_when_it_picks_the_same_episodes():
+    # λ_2 crosses exactly in the two episodes with the largest λ_1 peaks
+    acc, top = _records([(3.0, 2.5, 1.0, True), (2.9, 2.2, 1.0, True), (2.4, 1.0, 1.0, False)])
+    e = _episodes(acc, top, 2.0)
+    assert np.isclose(e["second_gain"], 1.0) and np.isnan(e["first_gain"])

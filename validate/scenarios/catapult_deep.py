@@ -34,7 +34,7 @@ SIZES = {
         dict(kind="mlp", arch=(128, 128), n=128, stage=150, factors=(1.0, 2.5, 3.5, 4.5, 6.0), record=3, curves=True),
         dict(kind="cnn", arch=(8, 8), n=64, stage=60, factors=(1.0, 2.5, 3.5, 4.5), record=1, curves=False))),
     "paper": dict(seeds=8, nets=(
-        dict(kind="mlp", arch=(1024, 1024, 1024), n=256, stage=400, factors=(1.0, 2.5, 3.5, 4.5, 6.0, 8.0), record=1,
+        dict(kind="mlp", arch=(1024, 1024), n=256, stage=400, factors=(1.0, 2.5, 3.5, 4.5, 6.0, 8.0), record=1,
              curves=True),
         dict(kind="cnn", arch=(64, 64), n=256, stage=400, factors=(1.0, 2.5, 3.5, 4.5, 6.0), record=1, curves=True))),
 }  # fmt: skip

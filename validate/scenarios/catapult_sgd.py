@@ -32,7 +32,7 @@ SIZES = {
     # 2000: 0.1%), so it could decide nothing here; it runs at "paper" and "smoke", and left the default to
     # keep the harness under 15 minutes
     "default": dict(nets=((128, 128),), n=128, batch=16, steps=1000, factor=1.2, seeds=5, burn_in=50),
-    "paper": dict(nets=((4096,), (1024, 1024, 1024)), n=512, batch=32, steps=3000, factor=1.2, seeds=10, burn_in=50),
+    "paper": dict(nets=((4096,), (1024, 1024)), n=512, batch=32, steps=3000, factor=1.2, seeds=10, burn_in=50),
 }
 _SPIKE = 1.5  # a spike: the full-batch loss grows by more than 50% in one step (fixed before looking)
 _WINDOW = 6  # steps after an onset in which its peak and its kernel drop are measured

@@ -18,8 +18,8 @@ CLAIM = (
     "digits with 30% of the training labels resampled, GD at constant η): (i) for a budget of T steps, "
     "λ = c/T, with c = λ t* measured on one short run at a large λ (the grid's largest that learns; t* its best "
     "validation accuracy), "
-    "tests within 1 point of the grid's best constant λ (tuned on a validation set) and within an order "
-    "of magnitude of it, for every budget; the rival rule, the λ tuned at the shortest budget and kept, "
+    "tests within 1 point of the grid's best constant λ (tuned on a validation set), on average over the budgets, "
+    "and lies within an order of magnitude of it at every budget; the rival rule, the λ tuned at the shortest budget and kept, "
     "loses more; the tuned λ falls like 1/T; (ii) AutoL2 (SM E, Algorithm 1, started at that large λ) "
     "reaches at least the tuned constant's test accuracy at the longest budget, and reaches the tuned "
     "constant's final validation accuracy in fewer steps."
@@ -133,11 +133,13 @@ def run(ctx: harness.Context):
     with np.errstate(divide="ignore"):
         decades = np.abs(np.log10(pred / lam_tuned))  # inf where the tuned λ is 0
     edge = "the large-λ run's best validation accuracy is at the shortest budget's end: t*, so c, undefined"
+    if big == 0 or not learns.any():  # no λ > 0 learns: there is no large λ to calibrate c or start AutoL2
+        edge, at_edge = "no grid λ > 0 learns (peak validation accuracy above 0.5) in every seed: c undefined", np.ones(seeds, bool)
     for s_ in np.nonzero(at_edge)[0]:
         gap[s_] = gap_rival[s_] = decades[s_] = np.nan
-    helps = acc[:, :, at[horizon], 1].max(axis=1) - acc[:, 0, at[horizon], 1]  # best grid λ minus λ = 0, at T_max
+    helps = test_tuned[:, -1] - acc[:, 0, at[horizon], 1]  # the λ tuned on validation minus λ = 0, at T_max
     premise = "" if harness.seed_interval(helps)[1] > 0 else (
-        f"L2 does not measurably raise the test accuracy here (best λ minus λ = 0 at T = {horizon}: "
+        f"L2 does not measurably raise the test accuracy here (tuned λ minus λ = 0 at T = {horizon}: "
         f"{helps.mean():+.3f}); the rule has no optimum to find")  # fmt: skip
     zero_tuned = "the tuned λ is 0 at some budget: no order of magnitude to compare"
 
@@ -148,17 +150,21 @@ def run(ctx: harness.Context):
     target = np.array([acc[s_, tuned[s_, b_last], at[horizon], 0] for s_ in range(seeds)])
 
     def first_reach(curve, goal):
+        """First record step at which `curve` reaches `goal`; a run that never does is censored at the
+        next record after the horizon (a lower bound on its time, so it counts as slower, not undefined)."""
         hit = np.nonzero(curve[: at[horizon] + 1] >= goal - 1e-12)[0]
-        return float(steps[hit[0]]) if hit.size else np.inf
+        return float(steps[hit[0]]) if hit.size else float(horizon + record)
 
-    with np.errstate(invalid="ignore", divide="ignore"):  # inf / inf: neither reaches it, undefined
-        speed = np.array([np.log(first_reach(auto_acc[s_, :, 0], target[s_])
-                                 / first_reach(acc[s_, tuned[s_, b_last], :, 0], target[s_])) for s_ in range(seeds)])  # fmt: skip
+    auto_steps = np.array([first_reach(auto_acc[s_, :, 0], target[s_]) for s_ in range(seeds)])
+    tuned_steps = np.array([first_reach(acc[s_, tuned[s_, b_last], :, 0], target[s_]) for s_ in range(seeds)])
+    with np.errstate(divide="ignore"):  # a target reached at step 0 (not expected): log of 0 is undefined
+        speed = np.log(auto_steps / tuned_steps)
     speed = np.where(np.isfinite(speed), speed, np.nan)
-    never = "AutoL2 never reaches the tuned constant's final validation accuracy within the budget in some seeds"
+    censored = int(np.sum(auto_steps > horizon))
+    never = "a first-record hit at step 0 leaves the ratio undefined"
     lam_slope = lam_tuned.astype(float)
     result.checks += [
-        harness.seed_check(f"premise: test accuracy of the best grid λ minus λ = 0 at T = {horizon} steps", helps,
+        harness.seed_check(f"premise: test accuracy of the λ tuned on validation minus λ = 0 at T = {horizon} steps", helps,
                            above=0.0, note=f"{cfg['noise']:.0%} of training labels redrawn"),
         harness.seed_check("premise: λ_max(K) end/start of the λ = 0 run, minus 1 (outside the kernel regime: > 0.1)",
                            grid["kernel_ratio"] - 1.0, above=0.1),
@@ -178,7 +184,8 @@ def run(ctx: harness.Context):
                            above=0.0, inconclusive=premise,
                            note=f"AutoL2 from λ = {l2s[big]:g}; its final λ {np.median(auto_l2[:, -1]):.3g} (median)"),
         harness.seed_check("(ii) log(steps AutoL2 / steps the tuned constant) to the tuned constant's final validation "
-                           "accuracy", speed, below=0.0, undefined=never, inconclusive=premise),
+                           "accuracy", speed, below=0.0, undefined=never, inconclusive=premise,
+                           note=f"AutoL2 never reaches it within T in {censored} of {seeds} seeds (counted at T + one record)"),
     ]  # fmt: skip
     rows = []
     for b, T in enumerate(budgets):

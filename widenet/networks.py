@@ -80,6 +80,18 @@ class Network:
         return self.kernel_fn(x1, x2, "ntk")
 
 
+def _activation(activation):
+    """The stax layer maker and homogeneity of an activation name (shared by `mlp` and `cnn`)."""
+    if activation == "tanh":
+        raise ValueError(
+            "`activation`='tanh' has no infinite-width kernel in neural-tangents' stax; use 'erf', its smooth "
+            f"sigmoid with a closed-form kernel. Allowed: {sorted(_ACTIVATIONS)}"
+        )
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+    return _ACTIVATIONS[activation]
+
+
 def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0, b_std=None, parameterization="ntk"):
     """A fully connected stax network in NTK parameterization.
 
@@ -98,19 +110,12 @@ def mlp(hidden: Sequence[int], out_dim: int = 1, *, activation="relu", W_std=1.0
         parameterization: "ntk" (default; the theorems' setting) or "standard" (W ~ N(0, σ_w²/n_in),
             as most training code, e.g. the dynamical-loss paper's Flax network).
     """
-    if activation == "tanh":
-        raise ValueError(
-            "`activation`='tanh' has no infinite-width kernel in neural-tangents' stax; use 'erf', its smooth "
-            f"sigmoid with a closed-form kernel. Allowed: {sorted(_ACTIVATIONS)}"
-        )
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+    make_act, homogeneous = _activation(activation)
     for width in hidden:
         check_range("hidden", width, low=1, meaning="layer widths are >= 1")
     check_range("out_dim", out_dim, low=1)
     if parameterization not in ("ntk", "standard"):
         raise ValueError(f"`parameterization` must be 'ntk' or 'standard'; got {parameterization!r}")
-    make_act, homogeneous = _ACTIVATIONS[activation]
     layers = []
     for width in hidden:
         layers += [_nt.stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization), make_act()]
@@ -154,8 +159,7 @@ def cnn(
         readout: "flatten" or "global_avg".
         activation, W_std, b_std, parameterization: as `mlp`.
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+    make_act, homogeneous = _activation(activation)
     if len(channels) == 0:
         raise ValueError("`channels` must name at least one conv layer; got ()")
     for c in channels:
@@ -170,7 +174,6 @@ def cnn(
         raise ValueError(f"`readout` must be 'flatten' or 'global_avg'; got {readout!r}")
     if parameterization not in ("ntk", "standard"):
         raise ValueError(f"`parameterization` must be 'ntk' or 'standard'; got {parameterization!r}")
-    make_act, homogeneous = _ACTIVATIONS[activation]
     layers = []
     for c in channels:
         layers += [_nt.stax.Conv(c, tuple(filter_shape), padding="SAME", W_std=W_std, b_std=b_std,

@@ -72,8 +72,9 @@ def _one_net(ctx, spec, seeds):
     @jax.jit
     @jax.vmap
     def kernel_view(params):
-        """(λ_max(K), tr K) of one seed's parameters."""
-        return jnp.stack([jnp.linalg.eigvalsh(ntk(x, None, params))[-1], trace(params)])
+        """(λ_max(K), tr K) of one seed's parameters, from one kernel evaluation."""
+        kernel = ntk(x, None, params)
+        return jnp.stack([jnp.linalg.eigvalsh(kernel)[-1], jnp.trace(kernel)])
 
     lam0 = np.asarray(kernel_view(stacked)[:, 0])
     factors = np.asarray(spec["factors"])

@@ -1,8 +1,17 @@
 """Test configuration: float64 and strict rank promotion (the library itself never flips jax config)."""
 
+import os
 import sys
 
-import jax
+# The suite compiles far more than it computes (tiny sizes, hundreds of distinct programs): XLA's CPU
+# backend at LLVM optimisation level 0 compiles them faster, the suite on 2 cores runs ~15% faster
+# (666 -> 572 s, measured 2026-12-07) and every test gives the same verdict. The operations are the
+# same IEEE ones at every level (XLA's CPU fast-math is off by default), so tolerances are unchanged.
+# Set before jax starts its backend; subprocesses started by tests inherit it.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

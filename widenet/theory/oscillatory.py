@@ -10,6 +10,8 @@ an (n, n, C, C) kernel is the full output kernel $\\Theta_{ij}^{cd} = \\nabla f_
 with which the linearised network's function-space dynamics are exact.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -224,7 +226,12 @@ def transient_amplification(kernel, weights, *, learning_rate):
     """
     warn_if_float32("oscillatory.transient_amplification", "amplifications carry ~1e-6 relative error")
     _check_periodic(kernel, weights, learning_rate)
-    matrix, weights = _residual_operator(kernel, weights)
+    return _amplification(*_residual_operator(kernel, weights), learning_rate)
+
+
+@jax.jit
+def _amplification(matrix, weights, learning_rate):
+    """`transient_amplification`'s scan, compiled once per shape rather than traced at every call."""
 
     def step(m, w):
         m = m - learning_rate * (matrix * w[None, :]) @ m
@@ -288,13 +295,18 @@ def function_space_gd(kernel, f0, y, weights, *, learning_rate, loss="cross_entr
     check_shape("weights", weights, (None, n), other=f"(steps, n) with n={n}")
     full = _as_full(kernel, c)
     check_shape("kernel", full, (n, n, c, c), other="f0 (as (n, n) or (n, n, C, C))")
-    y = jnp.asarray(y, dtype=float)
+    return _gd_outputs(full, f0, jnp.asarray(y, dtype=float), jnp.asarray(weights, dtype=float), learning_rate, loss)
+
+
+@functools.partial(jax.jit, static_argnums=5)
+def _gd_outputs(full, f0, y, weights, learning_rate, loss):
+    """`function_space_gd`'s scan, compiled once per shape and loss rather than traced at every call."""
 
     def step(f, w):
         f = f - learning_rate * _apply(full, losses.output_gradient(loss, f, y, w))
         return f, f
 
-    _, fs = jax.lax.scan(step, f0, jnp.asarray(weights, dtype=float))
+    _, fs = jax.lax.scan(step, f0, weights)
     return jnp.concatenate([f0[None], fs])
 
 

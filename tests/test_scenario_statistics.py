@@ -48,3 +48,41 @@ def test_the_rival_split_is_undefined_when_it_picks_the_same_episodes():
     acc, top = _records([(3.0, 2.5, 1.0, True), (2.9, 2.2, 1.0, True), (2.4, 1.0, 1.0, False)])
     e = _episodes(acc, top, 2.0)
     assert np.isclose(e["second_gain"], 1.0) and np.isnan(e["first_gain"])
+
+
+def test_sgd_spike_statistics_measure_each_kernel_drop_against_quiet_windows():
+    """catapult_sgd: a hand-built record with one late spike at a super-critical batch, after which
+    λ_max and tr K fall by known factors; elsewhere both drift up slowly."""
+    from validate.scenarios.catapult_sgd import _WINDOW, _spike_statistics
+
+    steps, onset = 200, 120
+    loss = np.full(steps, 1.0)
+    loss[onset + 1 : onset + 4] = [4.0, 5.0, 2.0]  # the loss quadruples in one step: a spike
+    drift = np.exp(1e-3 * np.arange(steps))  # quiet growth, +0.006 in log over a window
+    lam = 30.0 * drift
+    lam[onset + 2 :] *= np.exp(-0.2)
+    trace = 500.0 * drift**2  # drifts twice as fast: its null is its own
+    trace[onset + 2 :] *= np.exp(-0.1)
+    top = 0.9 * loss
+    kern = np.stack([top, loss - top, lam, trace], axis=1)
+    crit = np.full(steps, 2.0)
+    crit[onset] = 0.5  # the spike's batch is super-critical for η = 1
+    out = _spike_statistics(loss, crit, kern, eta=1.0, burn_in=50)
+    assert out["late_spikes"] == 1 and out["matched"] == 1.0 and out["base_rate"] == 1 / (steps - 1 - _WINDOW - 50)
+    np.testing.assert_allclose(out["kernel_drop"], -0.2 + _WINDOW * 1e-3, rtol=1e-9)
+    np.testing.assert_allclose(out["trace_drop"], -0.1 + _WINDOW * 2e-3, rtol=1e-9)
+    np.testing.assert_allclose([out["kernel_null"], out["trace_null"]], [_WINDOW * 1e-3, _WINDOW * 2e-3], rtol=1e-9)
+    np.testing.assert_allclose(out["trace_drop_minus_null"], -0.1, rtol=1e-9)
+    np.testing.assert_allclose(out["top_share"], 0.9, rtol=1e-12)
+
+
+def test_cross_entropy_width_rate_is_inconclusive_with_one_width_and_checked_with_two():
+    from validate.scenarios.l2_cross_entropy import _width_rate
+
+    one = _width_rate((2048,), np.array([[0.1], [0.2]]), "undefined")
+    assert one.verdict == "INCONCLUSIVE" and "one width" in one.inconclusive
+    rng = np.random.default_rng(0)
+    widths = (256, 1024, 4096)
+    errors = np.array([[w**-1.0 * np.exp(0.01 * rng.normal()) for w in widths] for _ in range(5)])
+    two = _width_rate(widths, errors, "undefined")
+    assert two.verdict == "pass" and abs(two.value + 1) < 0.05

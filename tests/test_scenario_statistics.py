@@ -76,13 +76,15 @@ def test_sgd_spike_statistics_measure_each_kernel_drop_against_quiet_windows():
     np.testing.assert_allclose(out["top_share"], 0.9, rtol=1e-12)
 
 
-def test_cross_entropy_width_rate_is_inconclusive_with_one_width_and_checked_with_two():
+def test_cross_entropy_width_rate_is_inconclusive_with_one_width_and_checked_with_several():
     from validate.scenarios.l2_cross_entropy import _width_rate
 
     one = _width_rate((2048,), np.array([[0.1], [0.2]]), "undefined")
     assert one.verdict == "INCONCLUSIVE" and "one width" in one.inconclusive
     rng = np.random.default_rng(0)
-    widths = (256, 1024, 4096)
-    errors = np.array([[w**-1.0 * np.exp(0.01 * rng.normal()) for w in widths] for _ in range(5)])
-    two = _width_rate(widths, errors, "undefined")
-    assert two.verdict == "pass" and abs(two.value + 1) < 0.05
+    for widths in ((1024, 2048), (256, 1024, 4096)):
+        errors = np.array([[w**-1.0 * np.exp(0.01 * rng.normal()) for w in widths] for _ in range(5)])
+        rate = _width_rate(widths, errors, "undefined")
+        assert rate.verdict == "pass" and abs(rate.value + 1) < 0.05, widths
+        steeper = _width_rate(widths, errors * np.asarray(widths, float) ** -1.0, "undefined")  # slope -2
+        assert steeper.verdict == "FAIL", widths

@@ -185,6 +185,37 @@ def test_stability_boundary_matches_a_dense_radius_scan_on_class_weights():
         assert abs(eta * lam - 2.0) > 0.05  # class emphasis on imbalanced classes moves the edge
 
 
+@pytest.mark.parametrize("grid", [17, 24, 33])
+def test_stability_boundary_block_scan_finds_the_full_scans_first_unstable_point(grid):
+    """The scan in blocks of 16 (stopping at the first block with an unstable point) against a plain
+    reference: every grid point's radius, the first unstable index, bisection of its interval. eta_max
+    is set so that the first unstable point falls at k = 0, at a block boundary (k = 16, its stable
+    neighbour in the block before), in the padded last block, and nowhere (all stable)."""
+    kernel = _kernel(15, seed=3) + 1.0
+    labels = np.array([0] * 9 + [1] * 3 + [2] * 3)
+    w = _class_weights(2, 30.0, labels)
+    eta_star = oscillatory.stability_boundary(kernel, w, eta_max=4.0 / np.linalg.eigvalsh(kernel)[-1], rtol=1e-12)
+
+    def reference(eta_max):
+        etas = eta_max * np.arange(1, grid + 1) / grid
+        unstable = [float(oscillatory.floquet_radius(kernel, w, learning_rate=e)) > 1 + 1e-9 for e in etas]
+        if not any(unstable):
+            return np.inf
+        k = int(np.argmax(unstable))
+        low, high = (0.0 if k == 0 else etas[k - 1]), etas[k]
+        while high - low > 1e-9 * high:
+            mid = 0.5 * (low + high)
+            unstable_mid = float(oscillatory.floquet_radius(kernel, w, learning_rate=mid)) > 1 + 1e-9
+            low, high = (low, mid) if unstable_mid else (mid, high)
+        return 0.5 * (low + high)
+
+    for first in (0.5, 16.5, grid - 0.5, grid + 3.0):  # η* sits just below grid point `first` + 1 (1-based)
+        eta_max = eta_star * grid / first
+        got = oscillatory.stability_boundary(kernel, w, eta_max=eta_max, grid=grid, rtol=1e-9)
+        want = reference(eta_max)
+        assert got == want if np.isinf(want) else got == pytest.approx(want, rel=1e-12), (grid, first)
+
+
 def test_transient_amplification_is_the_largest_partial_product_norm():
     kernel = _kernel(10, seed=5)
     labels = np.array([0] * 6 + [1] * 2 + [2] * 2)

@@ -19,7 +19,7 @@ CLAIM = (
     "In SGD the loss spikes during training (after the initial catapult, step > burn-in) at steps whose minibatch "
     "has a critical rate 2b/(n λ_max(K_BB)) below η (widenet's SGD estimate (n/b)Σ_B ½(f - y)²), more often "
     "than the base rate of such batches; each spike comes with a drop of the tangent kernel's top eigenvalue "
-    "larger than over the same number of steps elsewhere; at a spike's peak the loss lives in the span of the "
+    "and of its norm tr K, larger than over the same number of steps elsewhere; at a spike's peak the loss lives in the span of the "
     "top-5 kernel eigenvectors (PL_5 ≫ PL_5^⊥). Each holds in a 2-layer and a 3-layer ReLU FCN and in a CNN (the "
     "slides show it for FCN, CNN, WRN and ViT; the default size runs the 3-layer FCN only). Statistics per seed, "
     "95% intervals over seeds."
@@ -32,9 +32,9 @@ SIZES = {
     # default: the 3-layer net, 1000 steps. The 2-layer width-512 net (the default until 2026-12-06, 2000
     # steps) never had a super-critical batch after the initial catapult at this size (1000 steps: none;
     # 2000: 0.1%), so it could decide nothing here; it runs at "paper" and "smoke", and left the default to
-    # keep the harness under 15 minutes. The CNN (8-8 channels; issue 13.5) runs at "paper" and "smoke": at this
-    # size (5 seeds, n = 128, batch 16) its per-step kernel records cost 0.13 s a step on 2 cores (measured
-    # 2026-12-07: 300 steps in 40 s), ~135 s for 1000 steps, more than the harness can spend
+    # keep the harness under 15 minutes. The CNN (issue 13.5) runs at "paper" (64-64 channels) and "smoke" (4-4):
+    # at this size (5 seeds, n = 128, batch 16) an 8-8-channel CNN's per-step kernel records cost 0.13 s a step
+    # on 2 cores (measured 2026-12-07: 300 steps in 40 s), ~135 s for 1000 steps, more than the harness can spend
     "default": dict(nets=(("mlp", (128, 128)),), n=128, batch=16, steps=1000, factor=1.2, seeds=5, burn_in=50),
     "paper": dict(nets=(("mlp", (4096,)), ("mlp", (1024, 1024)), ("cnn", (64, 64))), n=512, batch=32, steps=3000,
                   factor=1.2, seeds=10, burn_in=50),

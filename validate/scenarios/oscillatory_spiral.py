@@ -23,7 +23,8 @@ CLAIM = (
     "when they cross the same 2/η (SM I): an episode where λ_1 crosses ends in a bifurcation more often when "
     "λ_2 (λ_3) crosses too, more than when as many episodes are chosen by λ_1's overshoot. Lanczos gives the top Hessian eigenvalue of the trained net "
     "to 1e-6. The (T, A) phase diagram of final accuracy (oscillation off for the last 3T steps) is "
-    "measured over seeds against the A = 1 baseline, for the paper's width and an under-parameterised one; "
+    "measured over seeds against the A = 1 baseline, for an under-parameterised width (and the paper's width at "
+    "--size paper); "
     "at the under-parameterised width, switching the oscillation off for the last 3·max(T) steps ends with a higher "
     "accuracy than continuing it (SM III)."
 )

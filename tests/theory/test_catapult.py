@@ -141,6 +141,13 @@ def test_loss_decomposition_sums_to_the_loss_and_finds_the_top_direction():
     vals, vecs = np.linalg.eigh(kernel)
     top, rest = catapult.loss_decomposition(kernel, 5.0 * vecs[:, -1], top=1)
     np.testing.assert_allclose([top, rest], [25.0 / 8, 0.0], atol=1e-12)
+    # a precomputed eigh is used as given: the same split from (vals, vecs), another basis gives another split
+    given = catapult.loss_decomposition(kernel, residual, top=3, eigh=(vals, vecs))
+    np.testing.assert_allclose(given, catapult.loss_decomposition(kernel, residual, top=3), rtol=1e-12)
+    flipped = catapult.loss_decomposition(kernel, residual, top=3, eigh=(vals[::-1], vecs[:, ::-1]))
+    assert abs(float(flipped[0]) - float(given[0])) > 1e-3
+    with pytest.raises(ValueError, match="`eigh`"):
+        catapult.loss_decomposition(kernel, residual, top=3, eigh=(vals, vecs[:4]))
 
 
 @pytest.mark.parametrize(

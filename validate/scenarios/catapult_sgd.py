@@ -105,8 +105,9 @@ def _one_net(ctx, cfg, d, kind, arch):
 
     def kernel_view(p, step, key):
         kernel = ntk(x, None, p)
-        top, rest = catapult.loss_decomposition(kernel, net.apply_fn(p, x) - y, top=5)
-        return jnp.stack([top, rest, jnp.linalg.eigvalsh(kernel)[-1], jnp.trace(kernel)])  # tr K: the kernel's norm
+        vals, vecs = jnp.linalg.eigh(kernel)  # one decomposition per step for the split and λ_max
+        top, rest = catapult.loss_decomposition(kernel, net.apply_fn(p, x) - y, top=5, eigh=(vals, vecs))
+        return jnp.stack([top, rest, vals[-1], jnp.trace(kernel)])  # tr K: the kernel's norm
 
     # per seed, η a factor above the median per-batch critical rate at initialisation
     first_50 = jax.jit(jax.vmap(batch_critical, in_axes=(None, 0, None)))

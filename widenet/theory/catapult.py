@@ -172,7 +172,7 @@ def critical_learning_rate(kernel, *, reduction="sum"):
     return scale / _lambda_max(kernel)
 
 
-def loss_decomposition(kernel, residual, *, top):
+def loss_decomposition(kernel, residual, *, top, eigh=None):
     """Split the loss $\\frac1n\\|R\\|^2$ onto the top-`top` eigenvectors of the tangent kernel (slides,
     "Loss decomposition"): $PL_s = \\frac1n\\|P_s R\\|^2$, $PL_s^\\perp = \\frac1n\\|(I - P_s)R\\|^2$,
     $P_s$ the projector on the top-s eigenvectors of K; the two sum to the loss.
@@ -180,6 +180,9 @@ def loss_decomposition(kernel, residual, *, top):
     Args:
         kernel: (n, n) PSD tangent kernel. residual: (n,) or (n, C) residual $F - Y$.
         top: s, 0 <= s <= n.
+        eigh: optional `jnp.linalg.eigh(kernel)` (ascending values, vectors) the caller has already
+            computed, e.g. because it also needs the eigenvalues; the decomposition then does no
+            O(n³) work of its own.
 
     Returns:
         (top_part, rest).
@@ -191,7 +194,10 @@ def loss_decomposition(kernel, residual, *, top):
     residual = jnp.asarray(residual, dtype=float)
     residual = residual[:, None] if residual.ndim == 1 else residual
     check_shape("residual", residual, (n, None), other=f"the kernel's n={n}")
-    _, vecs = jnp.linalg.eigh(kernel)
+    if eigh is None:
+        eigh = jnp.linalg.eigh(kernel)
+    vecs = jnp.asarray(eigh[1], dtype=float)
+    check_shape("eigh", vecs, (n, n), other=f"eigenvectors of the (n, n) kernel, n={n}")
     coeffs = vecs.T @ residual  # ascending eigenvalues: the top-s are the last s rows
     top_part = jnp.sum(coeffs[n - top :] ** 2) / n
     rest = jnp.sum(coeffs[: n - top] ** 2) / n

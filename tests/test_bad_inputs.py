@@ -127,6 +127,8 @@ def _cases(tmp):
             ("too many", lambda: data.digits(key=KEY, n_train=1797, n_test=10), "n_train"),
             ("unknown target", lambda: data.digits(key=KEY, n_train=10, target="parity"), "target"),
             ("unknown normalisation", lambda: data.digits(key=KEY, n_train=10, normalize="unit"), "normalize"),
+            ("one class", lambda: data.digits(key=KEY, n_train=10, classes=(3,)), "classes"),
+            ("class 10", lambda: data.digits(key=KEY, n_train=10, classes=(0, 10)), "classes"),
         ],
         "widenet.data.read_idx": [
             ("truncated header", lambda: data.read_idx(idx / "short"), "short"),

@@ -111,6 +111,39 @@ def test_cifar10_reader_on_tiny_written_batches(tmp_path):
         data.load_cifar10(tmp_path / "missing", key=jax.random.PRNGKey(0), n_train=1)
 
 
+def test_cifar10_rows_are_height_width_channel_images(tmp_path):
+    # the files store channel planes (1024 R, 1024 G, 1024 B); a cnn reads rows as (32, 32, 3) row-major
+    image = np.random.default_rng(2).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    planes = image.transpose(2, 0, 1).reshape(1, 3072)  # the file layout, built independently of the reader
+    with open(tmp_path / "data_batch_1", "wb") as fh:
+        pickle.dump({b"data": np.repeat(planes, 2, axis=0), b"labels": [3, 3]}, fh)
+    d = data.load_cifar10(tmp_path, key=jax.random.PRNGKey(0), n_train=2, normalize=None)
+    np.testing.assert_array_equal(d.x_train[0].reshape(32, 32, 3), image)
+
+
+def test_a_class_subset_is_relabelled_in_the_order_given():
+    full = data.digits(key=jax.random.PRNGKey(0), n_train=1797, target="one_hot", normalize=None)
+    sub = data.digits(key=jax.random.PRNGKey(0), n_train=300, n_test=100, target="one_hot", normalize=None,
+                      classes=(7, 0, 3))  # fmt: skip
+    counts = {c: int((full.labels_train == c).sum()) for c in (7, 0, 3)}
+    assert sub.y_train.shape == (300, 3) and sub.name == "digits/one_hot/classes7-0-3"
+    np.testing.assert_array_equal(sub.y_train.argmax(1), sub.labels_train)
+    assert set(np.unique(np.concatenate([sub.labels_train, sub.labels_test]))) == {0, 1, 2}
+    # each kept image is an image of the digit its new label names: found among the full set's images of it
+    for new, old in enumerate((7, 0, 3)):
+        of_old = {row.tobytes() for row in full.x_train[full.labels_train == old]}
+        assert all(row.tobytes() in of_old for row in sub.x_train[sub.labels_train == new])
+    with pytest.raises(ValueError, match="`n_train` \\+ `n_test` must be <= " + str(sum(counts.values()))):
+        data.digits(key=jax.random.PRNGKey(0), n_train=sum(counts.values()) + 1, classes=(7, 0, 3))
+    parity = data.digits(key=jax.random.PRNGKey(0), n_train=50, classes=(7, 0, 3), normalize=None)
+    for row, y in zip(parity.x_train, parity.y_train[:, 0], strict=True):  # even_odd: the original digit's parity
+        digit = int(full.labels_train[[r.tobytes() for r in full.x_train].index(row.tobytes())])
+        assert y == (1.0 if digit % 2 == 0 else -1.0)
+    for bad in ((3,), (1, 1), (0, 10), (0.5, 1.5)):
+        with pytest.raises(ValueError, match="`classes`"):
+            data.digits(key=jax.random.PRNGKey(0), n_train=5, classes=bad)
+
+
 def test_spiral_dataset_has_one_hot_targets_and_an_independent_test_draw():
     d = data.spiral(jax.random.PRNGKey(0), n_per_class=10, n_classes=3)
     assert d.x_train.shape == (30, 2) and d.y_train.shape == (30, 3) and d.x_test.shape == (30, 2)

@@ -179,15 +179,32 @@ def split(x, y, labels, *, key, n_train, n_test, name="data"):
     return Dataset(x[tr], y[tr], x[te], y[te], None if lab is None else lab[tr], None if lab is None else lab[te], name)
 
 
+def _select(x, labels, classes, n_classes=10):
+    """Keep the samples of `classes` (distinct labels in [0, n_classes)) and relabel them 0..C-1 in
+    the order given; `classes=None` keeps everything. Returns (x, labels, C)."""
+    if classes is None:
+        return x, labels, n_classes
+    given = np.atleast_1d(np.asarray(classes))
+    if given.ndim != 1 or not np.issubdtype(given.dtype, np.integer):
+        raise ValueError(f"`classes` must be a sequence of integer labels in [0, {n_classes - 1}]; got {classes!r}")
+    classes = [int(c) for c in given]
+    if len(classes) < 2 or len(set(classes)) != len(classes) or not all(0 <= c < n_classes for c in classes):
+        raise ValueError(f"`classes` must be at least 2 distinct labels in [0, {n_classes - 1}]; got {tuple(classes)}")
+    keep = np.isin(labels, classes)
+    relabel = np.full(n_classes, -1)
+    relabel[classes] = np.arange(len(classes))
+    return x[keep], relabel[labels[keep]], len(classes)
+
+
 def _encode(labels, target, n_classes=10):
     if target == "even_odd":
         return np.where(labels % 2 == 0, 1.0, -1.0)[:, None]
     if target == "one_hot":
-        return one_hot(labels, n_classes)  # all of digits, MNIST, CIFAR-10 have 10 classes
+        return one_hot(labels, n_classes)  # digits, MNIST, CIFAR-10: 10 classes, or those of `classes`
     raise ValueError(f"`target` must be 'even_odd' or 'one_hot'; got {target!r}")
 
 
-def digits(*, key, n_train, n_test=0, target="even_odd", normalize="sphere"):
+def digits(*, key, n_train, n_test=0, target="even_odd", normalize="sphere", classes=None):
     """scikit-learn's 8x8 digits (1797 images, shipped with the package): an offline stand-in for MNIST.
 
     Args:
@@ -195,13 +212,27 @@ def digits(*, key, n_train, n_test=0, target="even_odd", normalize="sphere"):
         n_train, n_test: subset sizes.
         target: "even_odd" (±1 single output, as the L2 paper's Fig. 5c) or "one_hot" (10 classes).
         normalize: "sphere" (each image has norm $\\sqrt d$), "standardize", or None (pixels 0..16).
+        classes: optional digits to keep, e.g. (0, 1, 2) (the dynamical-loss paper's "first three
+            classes"); they are relabelled 0..C-1 in this order and "one_hot" has C columns.
+            "even_odd" keeps the parity of the original digit.
     """
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    x = _normalise(data.data.astype(float), normalize)
-    labels = data.target.astype(int)
-    return split(x, _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name=f"digits/{target}")
+    return _labelled_split(data.data.astype(float), data.target.astype(int), key=key, n_train=n_train, n_test=n_test,
+                           target=target, normalize=normalize, classes=classes, name=f"digits/{target}")  # fmt: skip
+
+
+def _labelled_split(x, labels, *, key, n_train, n_test, target, normalize, classes, name):
+    """Shared by the image readers: keep `classes`, encode `target`, normalise, split."""
+    x, kept, n_classes = _select(x, labels, classes)
+    if target == "even_odd":  # the parity of the original label
+        y = _encode(labels if classes is None else labels[np.isin(labels, classes)], target)
+    else:
+        y = _encode(kept, target, n_classes)
+    if classes is not None:
+        name += "/classes" + "-".join(str(int(c)) for c in np.atleast_1d(classes))
+    return split(_normalise(x, normalize), y, kept, key=key, n_train=n_train, n_test=n_test, name=name)
 
 
 def read_idx(path):
@@ -237,8 +268,11 @@ def _find(directory, stem):
     raise FileNotFoundError(f"no {stem}[.gz] in {directory}")
 
 
-def load_mnist(directory, *, key, n_train, n_test=0, target="even_odd", normalize="sphere"):
-    """MNIST from the four IDX files in a local `directory` (train-images-idx3-ubyte[.gz], ...)."""
+def load_mnist(directory, *, key, n_train, n_test=0, target="even_odd", normalize="sphere", classes=None):
+    """MNIST from the four IDX files in a local `directory` (train-images-idx3-ubyte[.gz], ...).
+
+    Rows are the 28×28 images flattened row-major (`networks.cnn(image_shape=(28, 28, 1))`).
+    `target`, `normalize` and `classes` as `digits`."""
     directory = Path(directory)
     images_path = _find(directory, "train-images-idx3-ubyte")
     labels_path = _find(directory, "train-labels-idx1-ubyte")
@@ -252,14 +286,17 @@ def load_mnist(directory, *, key, n_train, n_test=0, target="even_odd", normaliz
             f"MNIST images ({images_path}: {images.shape[0]}) and labels ({labels_path}: {labels.shape[0]}) differ in number"
         )
     labels = check_labels(f"labels in {labels_path}", labels, 10)
-    x = images.reshape(-1, 28 * 28).astype(float)
-    return split(
-        _normalise(x, normalize), _encode(labels, target), labels, key=key, n_train=n_train, n_test=n_test, name="mnist"
-    )
+    return _labelled_split(images.reshape(-1, 28 * 28).astype(float), labels, key=key, n_train=n_train,
+                           n_test=n_test, target=target, normalize=normalize, classes=classes, name="mnist")  # fmt: skip
 
 
-def load_cifar10(directory, *, key, n_train, n_test=0, target="one_hot", normalize="standardize"):
-    """CIFAR-10 from the python batches (data_batch_1..5) in a local `directory` (cifar-10-batches-py)."""
+def load_cifar10(directory, *, key, n_train, n_test=0, target="one_hot", normalize="standardize", classes=None):
+    """CIFAR-10 from the python batches (data_batch_1..5) in a local `directory` (cifar-10-batches-py).
+
+    The files store each image channel-first (1024 red, then green, then blue values); rows here are
+    the 32×32×3 images flattened height-width-channel (row-major), the layout of
+    `networks.cnn(image_shape=(32, 32, 3))`. `target`, `normalize` and `classes` as `digits`
+    (`classes=(0, 1, 2)`: the dynamical-loss paper's subset of the first three classes)."""
     directory = Path(directory)
     batches = [directory / f"data_batch_{i}" for i in range(1, 6) if (directory / f"data_batch_{i}").is_file()]
     if not batches:
@@ -276,15 +313,7 @@ def load_cifar10(directory, *, key, n_train, n_test=0, target="one_hot", normali
             raise ValueError(f"{batch}: CIFAR-10 rows must hold 3072 = 32x32x3 values; got data of shape {data.shape}")
         if labels.shape != (data.shape[0],):
             raise ValueError(f"{batch}: {data.shape[0]} images but labels of shape {labels.shape}")
-        xs.append(data.astype(float))
+        xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).reshape(-1, 3072).astype(float))  # CHW -> HWC
         ys.append(check_labels(f"labels in {batch}", labels, 10))
-    x, labels = np.concatenate(xs), np.concatenate(ys)
-    return split(
-        _normalise(x, normalize),
-        _encode(labels, target),
-        labels,
-        key=key,
-        n_train=n_train,
-        n_test=n_test,
-        name="cifar10",
-    )
+    return _labelled_split(np.concatenate(xs), np.concatenate(ys), key=key, n_train=n_train, n_test=n_test,
+                           target=target, normalize=normalize, classes=classes, name="cifar10")  # fmt: skip

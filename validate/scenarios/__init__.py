@@ -17,6 +17,7 @@ from . import (
     l2_modes,
     l2_scale_invariant,
     l2_tuning,
+    oscillatory_cnn,
     oscillatory_floquet,
     oscillatory_linearized,
     oscillatory_spiral,
@@ -41,5 +42,6 @@ ALL = [
     catapult_learning_rate,
     oscillatory_linearized,
     oscillatory_spiral,
+    oscillatory_cnn,
     oscillatory_floquet,
 ]

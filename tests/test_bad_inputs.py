@@ -679,6 +679,19 @@ def _cases(tmp):
                 "key",
             ),
         ],
+        "widenet.experiment.train.sweep_cost": [
+            (
+                "lr of the wrong length",
+                lambda: train_module.sweep_cost(
+                    NET.apply_fn,
+                    jax.tree.map(lambda p: jnp.stack([p, p]), PARAMS),
+                    DATA,
+                    cfg,
+                    learning_rate=jnp.array([0.1, 0.1, 0.1]),
+                ),
+                "learning_rate",
+            ),
+        ],
         "widenet.experiment.train.batch_indices": [
             ("batch > n", lambda: train_module.batch_indices(KEY, 0, 3, 5), "batch_size")
         ],

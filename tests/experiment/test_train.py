@@ -5,6 +5,7 @@ import pytest
 
 from tests.helpers import SAME_ALGORITHM_RTOL, autol2_reference
 from widenet import _nt, data, losses, networks, schedules
+from widenet.experiment import train as train_module
 from widenet.experiment.train import TrainConfig, batch_indices, train, train_sweep
 from widenet.theory import l2_homogeneous as l2h
 
@@ -257,3 +258,28 @@ def test_a_data_set_without_test_points_trains_a_single_run():
     res = train(net.apply_fn, net.init(jax.random.PRNGKey(1), d.x_train.shape[1]), d,
                 TrainConfig(steps=3, record_every=1, record_outputs=False), learning_rate=0.1)  # fmt: skip
     assert np.isnan(res.test_loss).all() and np.isfinite(res.train_loss).all()
+
+
+def test_sweep_cost_counts_the_flops_of_a_linear_model_by_hand_and_trains_nothing():
+    # f = x w on n points in d dimensions: one GD step is the forward matmul (2nd FLOPs) and the
+    # gradient x^T r (2nd), plus O(n + d) elementwise work; per run, so R runs cost R times that
+    n, d_in = 64, 32
+    d = data.gaussian(jax.random.PRNGKey(0), n, d_in, n_test=8)
+    apply_fn = lambda p, x: x @ p["w"]  # noqa: E731
+    config = TrainConfig(steps=100, record_every=10, record_outputs=False)
+    costs = {}
+    for runs in (1, 4):
+        params = {"w": jnp.ones((runs, d_in, 1))}
+        costs[runs] = train_module.sweep_cost(apply_fn, params, d, config, learning_rate=jnp.full(runs, 0.01))
+        np.testing.assert_array_equal(params["w"], 1.0)  # nothing trained in place (nor anywhere)
+    one, four = costs[1], costs[4]
+    assert (one.runs, one.steps, one.records) == (1, 100, 10)
+    assert 4 * n * d_in <= one.flops_per_step <= 1.1 * 4 * n * d_in, one.flops_per_step
+    assert four.flops_per_step == pytest.approx(4 * one.flops_per_step, rel=0.01)
+    assert one.flops == one.steps * one.flops_per_step + (one.records + 1) * one.flops_per_record
+    data_bytes = 8 * (n * d_in + n + 8 * d_in + 8)
+    assert one.memory_bytes >= data_bytes + 8 * d_in  # the data and the parameters, at least
+    assert four.memory_bytes - one.memory_bytes >= 3 * 8 * d_in  # three more runs' parameters
+    assert one.seconds_at(1e9) == pytest.approx(one.flops / 1e9)
+    with pytest.raises(ValueError, match="flop_rate"):
+        one.seconds_at(0.0)

@@ -27,7 +27,7 @@ from .._checks import check_int, check_range, check_shape
 from ..networks import empirical_ntk
 from ..schedules import AutoL2
 
-__all__ = ["TrainConfig", "TrainResult", "train", "train_sweep", "batch_indices"]
+__all__ = ["TrainConfig", "TrainResult", "train", "train_sweep", "sweep_cost", "SweepCost", "batch_indices"]
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,144 @@ def train_sweep(
     Returns:
         `TrainResult` with a leading run axis.
     """
+    engine, hyper, carry, arrays, n_runs = _setup(
+        apply_fn, params, data, config, learning_rate=learning_rate, l2=l2, key=key, sample_weights=sample_weights,
+        sample_weight_args=sample_weight_args, observables=observables, observable_args=observable_args,
+        devices=devices, run_batch=run_batch,
+    )  # fmt: skip
+    n_chunks = -(-config.steps // config.record_every)
+    block = _block(n_chunks, progress)
+    first = engine.observe(hyper, carry, arrays, 0)
+    blocks = []
+    started = time.perf_counter()
+    for start in range(0, n_chunks, block):
+        size = min(block, n_chunks - start)
+        carry, records = engine.run(hyper, carry, arrays, start * config.record_every, size)
+        blocks.append(records)
+        if progress:
+            jax.block_until_ready(carry[1])  # the host waits only to report, at most ~50 times a run
+            _report(progress, min((start + size) * config.record_every, config.steps), config.steps, started)
+    first, blocks, carry = jax.device_get((first, blocks, carry))  # one transfer for the whole run
+    # drop the padding runs that filled the last device
+    first, blocks, carry = jax.tree.map(lambda a: a[:n_runs], (first, blocks, carry))
+    # the first record is (R, ...); each block's records are (R, records, ...)
+    stacked = {
+        name: np.concatenate([np.asarray(first[name])[:, None]] + [np.asarray(b[name]) for b in blocks], axis=1)
+        for name in first
+    }
+    diverged_at = np.asarray(carry[2])
+    steps = np.minimum(np.arange(n_chunks + 1) * config.record_every, config.steps)
+    after = (diverged_at[:, None] >= 0) & (steps[None, :] > diverged_at[:, None])
+    times = stacked.pop("t")
+    for name, value in stacked.items():
+        mask = after.reshape(after.shape + (1,) * (value.ndim - 2))
+        stacked[name] = np.where(mask, np.nan, value)
+    extra = {name[len("extra:") :]: stacked.pop(name) for name in list(stacked) if name.startswith("extra:")}
+    return TrainResult(
+        steps=steps,
+        t=times,
+        extra=extra,
+        ntk_top=stacked.pop("ntk_top", np.zeros((n_runs, len(steps), 0))),
+        hessian_top=stacked.pop("hessian_top", np.zeros((n_runs, len(steps), 0))),
+        f_train=stacked.pop("f_train", None),
+        f_test=stacked.pop("f_test", None),
+        diverged_at=diverged_at,
+        final_params=jax.tree.map(jnp.asarray, carry[0]),
+        **stacked,
+    )
+
+
+def _block(n_chunks, progress):
+    """Records per compiled call: one block when nobody watches; about 50 (a report each) when asked."""
+    return n_chunks if not progress else max(1, -(-n_chunks // 50))
+
+
+@dataclass(frozen=True)
+class SweepCost:
+    """What a `train_sweep` call asks of a device, from XLA's analysis of its compiled programs on
+    this backend (compiled here, not run).
+
+    Attributes:
+        runs, steps, records: R, the updates and the records after step 0.
+        flops_per_step: floating-point operations of one update of all R runs (XLA's count of one
+            iteration of the scanned step; operations XLA hands to a library call, such as `eigh`,
+            count as few or none).
+        flops_per_record: of one record of all R runs (losses, kernels, Hessian eigenvalues).
+        flops: `steps * flops_per_step + (records + 1) * flops_per_record`.
+        memory_bytes: arguments + outputs + temporaries of the compiled training program (less what
+            XLA aliases), i.e. what one call holds on one device. The buffer sizes are the same on a
+            GPU; its temporaries depend on its fusion, so read this as an estimate there.
+        compile_seconds: time spent here compiling both programs.
+    """
+
+    runs: int
+    steps: int
+    records: int
+    flops_per_step: float
+    flops_per_record: float
+    flops: float
+    memory_bytes: int
+    compile_seconds: float
+
+    def seconds_at(self, flop_rate):
+        """The time the whole sweep needs at `flop_rate` FLOP/s: a lower bound on a device whose
+        peak that is (small programs on a GPU are bound by kernel launches, not FLOPs)."""
+        check_range("flop_rate", flop_rate, low=0.0, low_open=True, meaning="FLOP/s")
+        return self.flops / flop_rate
+
+
+def sweep_cost(
+    apply_fn: Callable,
+    params,
+    data,
+    config: TrainConfig,
+    *,
+    learning_rate,
+    l2=0.0,
+    key=None,
+    sample_weights=None,
+    sample_weight_args=None,
+    observables=None,
+    observable_args=None,
+    progress=False,
+    devices=None,
+    run_batch=None,
+) -> SweepCost:
+    """The cost of `train_sweep` with the same arguments, without training: its inputs are checked
+    as `train_sweep` checks them, and its two programs (a block of records, and one record) are
+    compiled, not run, for XLA's FLOP count and memory analysis (`SweepCost`). Use it to size a sweep
+    for a device before spending time on it (`python -m validate.preflight`)."""
+    started = time.perf_counter()
+    engine, hyper, carry, arrays, n_runs = _setup(
+        apply_fn, params, data, config, learning_rate=learning_rate, l2=l2, key=key, sample_weights=sample_weights,
+        sample_weight_args=sample_weight_args, observables=observables, observable_args=observable_args,
+        devices=devices, run_batch=run_batch,
+    )  # fmt: skip
+    n_chunks = -(-config.steps // config.record_every)
+    program = engine.run.lower(hyper, carry, arrays, 0, _block(n_chunks, progress)).compile()
+    record = engine.observe.lower(hyper, carry, arrays, 0).compile()
+    # XLA counts a loop body once: the block program is one step and one record
+    per_record = _flops(record)
+    per_step = max(_flops(program) - per_record, 0.0)
+    memory = program.memory_analysis()
+    held = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+    return SweepCost(
+        runs=n_runs, steps=config.steps, records=n_chunks, flops_per_step=per_step, flops_per_record=per_record,
+        flops=config.steps * per_step + (n_chunks + 1) * per_record,
+        memory_bytes=int(held - memory.alias_size_in_bytes), compile_seconds=time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _flops(compiled):
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis  # a list in older jax
+    return float((analysis or {}).get("flops", 0.0))
+
+
+def _setup(apply_fn, params, data, config, *, learning_rate, l2, key, sample_weights, sample_weight_args,
+           observables, observable_args, devices, run_batch):  # fmt: skip
+    """Check a sweep's inputs and build its engine and device-placed state (shared by `train_sweep`
+    and `sweep_cost`). Returns (engine, hyper, carry, arrays, n_runs)."""
     x, y = jnp.asarray(data.x_train, dtype=float), _as_outputs(data.y_train)
     xt, yt = jnp.asarray(data.x_test, dtype=float), _as_outputs(data.y_test)
     n = x.shape[0]
@@ -333,47 +471,7 @@ def train_sweep(
     carry = (params, jnp.zeros(n_runs), jnp.full(n_runs, -1, dtype=int), rule_state)
     hyper, carry, arrays = _place_on_devices(hyper, carry, arrays, n_runs, devices)
 
-    n_chunks = -(-config.steps // config.record_every)
-    # one compiled block of records when nobody watches; about 50 blocks (a report each) when asked
-    block = n_chunks if not progress else max(1, -(-n_chunks // 50))
-    first = engine.observe(hyper, carry, arrays, 0)
-    blocks = []
-    started = time.perf_counter()
-    for start in range(0, n_chunks, block):
-        size = min(block, n_chunks - start)
-        carry, records = engine.run(hyper, carry, arrays, start * config.record_every, size)
-        blocks.append(records)
-        if progress:
-            jax.block_until_ready(carry[1])  # the host waits only to report, at most ~50 times a run
-            _report(progress, min((start + size) * config.record_every, config.steps), config.steps, started)
-    first, blocks, carry = jax.device_get((first, blocks, carry))  # one transfer for the whole run
-    # drop the padding runs that filled the last device
-    first, blocks, carry = jax.tree.map(lambda a: a[:n_runs], (first, blocks, carry))
-    # the first record is (R, ...); each block's records are (R, records, ...)
-    stacked = {
-        name: np.concatenate([np.asarray(first[name])[:, None]] + [np.asarray(b[name]) for b in blocks], axis=1)
-        for name in first
-    }
-    diverged_at = np.asarray(carry[2])
-    steps = np.minimum(np.arange(n_chunks + 1) * config.record_every, config.steps)
-    after = (diverged_at[:, None] >= 0) & (steps[None, :] > diverged_at[:, None])
-    times = stacked.pop("t")
-    for name, value in stacked.items():
-        mask = after.reshape(after.shape + (1,) * (value.ndim - 2))
-        stacked[name] = np.where(mask, np.nan, value)
-    extra = {name[len("extra:") :]: stacked.pop(name) for name in list(stacked) if name.startswith("extra:")}
-    return TrainResult(
-        steps=steps,
-        t=times,
-        extra=extra,
-        ntk_top=stacked.pop("ntk_top", np.zeros((n_runs, len(steps), 0))),
-        hessian_top=stacked.pop("hessian_top", np.zeros((n_runs, len(steps), 0))),
-        f_train=stacked.pop("f_train", None),
-        f_test=stacked.pop("f_test", None),
-        diverged_at=diverged_at,
-        final_params=jax.tree.map(jnp.asarray, carry[0]),
-        **stacked,
-    )
+    return engine, hyper, carry, arrays, n_runs
 
 
 def _place_on_devices(hyper, carry, arrays, n_runs, devices):

@@ -6,25 +6,29 @@
 Each scenario runs at the chosen size with its training replaced: every `train_sweep` call is
 checked and compiled, not run (`widenet.experiment.train.sweep_cost`: XLA's FLOP count and the
 memory the compiled program holds), and answers with a result of the right shapes filled with
-zeros, so the scenario goes on to its next training program. What this shows, per scenario:
+ones (a finite, positive stand-in that logs and slopes accept), so the scenario goes on to its next
+training program. What this shows, per scenario:
 
 - whether the paper size's setup (data sizes, networks, kernels, configs) gets to its first
   training program: an error there is a bug that would have cost GPU time;
 - each training program's runs, steps, FLOPs and memory, at the paper's shapes;
-- after the first program the scenario works on zeros, so an error there ("stopped after k
+- after the first program the scenario works on stand-in results, so an error there ("stopped after k
   programs") says nothing about the paper size: the programs after it are not sized.
 
 The work before a scenario's first program (kernels, theory) runs for real, on this machine; a
-scenario that takes more than `--timeout` seconds of it is reported as such.
+scenario that takes more than `--timeout` seconds of it is reported as such. Each scenario runs in
+its own process, killed a minute after its timeout if one long computation holds it.
 """
 
 import argparse
 import json
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,11 +44,11 @@ class _Timeout(Exception):
 
 
 def _fake_result(train_module, cost, args, kwargs):
-    """A `TrainResult` of the shapes `train_sweep(*args, **kwargs)` returns, every record zero."""
+    """A `TrainResult` of the shapes `train_sweep(*args, **kwargs)` returns, every record 1."""
     apply_fn, params, data, config = args[:4]
     runs, k = cost.runs, cost.records + 1
     steps = np.minimum(np.arange(k) * config.record_every, config.steps)
-    zeros = np.zeros((runs, k))
+    ones = np.ones((runs, k))
     outputs = apply_fn(jax.tree.map(lambda p: p[0], params), np.asarray(data.x_train[:1])).shape[-1]
     extra = {}
     one = jax.tree.map(lambda p: p[0], params)
@@ -52,19 +56,20 @@ def _fake_result(train_module, cost, args, kwargs):
     first_args = () if o_args is None else (jax.tree.map(lambda a: a[0], o_args),)
     for name, fn in (kwargs.get("observables") or {}).items():
         shape = jax.eval_shape(lambda p, fn=fn: fn(p, 0, *first_args), one).shape
-        extra[name] = np.zeros((runs, k) + tuple(shape))
+        extra[name] = np.ones((runs, k) + tuple(shape))
     return train_module.TrainResult(
-        steps=steps, t=zeros, train_loss=zeros, weighted_loss=zeros, l2=zeros, test_loss=zeros,
-        train_accuracy=zeros, test_accuracy=zeros, param_norm=zeros,
-        ntk_top=np.zeros((runs, k, config.n_eigs)), hessian_top=np.zeros((runs, k, config.n_hessian_eigs)),
-        f_train=np.zeros((runs, k, len(data.x_train), outputs)) if config.record_outputs else None,
-        f_test=np.zeros((runs, k, len(data.x_test), outputs)) if config.record_outputs else None,
+        steps=steps, t=np.cumsum(ones, axis=1) - 1, train_loss=ones, weighted_loss=ones, l2=ones, test_loss=ones,
+        train_accuracy=ones, test_accuracy=ones, param_norm=ones,
+        ntk_top=np.ones((runs, k, config.n_eigs)), hessian_top=np.ones((runs, k, config.n_hessian_eigs)),
+        f_train=np.ones((runs, k, len(data.x_train), outputs)) if config.record_outputs else None,
+        f_test=np.ones((runs, k, len(data.x_test), outputs)) if config.record_outputs else None,
         diverged_at=np.full(runs, -1), extra=extra, final_params=params,
     )  # fmt: skip
 
 
-def _intercepted(programs):
-    """Replace `train_sweep` wherever a module holds it by a recorder of its `sweep_cost`."""
+def _intercepted(programs, log=None):
+    """Replace `train_sweep` wherever a module holds it by a recorder of its `sweep_cost` (each
+    program also appended to the file `log` at once, as a JSON line)."""
     from widenet.experiment import train as train_module
 
     original = train_module.train_sweep
@@ -73,6 +78,9 @@ def _intercepted(programs):
         cost = train_module.sweep_cost(*args, **kwargs)
         label = kwargs.get("progress")
         programs.append({"label": label if isinstance(label, str) else "", **asdict(cost)})
+        if log is not None:
+            with open(log, "a") as fh:
+                fh.write(json.dumps(programs[-1]) + "\n")
         return _fake_result(train_module, cost, args, kwargs)
 
     patched = [m for m in list(sys.modules.values()) if getattr(m, "train_sweep", None) is original]
@@ -86,21 +94,22 @@ def _intercepted(programs):
     return restore
 
 
-def _check_scenario(module, size, timeout, out):
+def _check_scenario(module, size, timeout, out, log=None):
     from widenet import harness
 
     programs = []
-    restore = _intercepted(programs)
-    store = harness.RunStore(
-        out / "runs", code=[module], context={"scenario": module.NAME, "size": size, "preflight": 1}
-    )
+    restore = _intercepted(programs, log)
+    # a temporary store: stand-in results must never meet real ones
+    store = harness.RunStore(out / "runs", code=[], context={"scenario": module.NAME, "size": size, "preflight": 1})
     ctx = harness.Context(out, store, size=size, log=lambda line: None)
     started = time.perf_counter()
     previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(_Timeout()))
     signal.alarm(timeout)
     status, error = "ran to the end", ""
     try:
-        module.run(ctx)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):  # stand-in results make noise, not news
+            warnings.simplefilter("ignore")
+            module.run(ctx)
     except _Timeout:
         status = f"timed out after {timeout} s"
     except Exception as err:  # noqa: BLE001 - every failure is reported with where it happened
@@ -115,6 +124,32 @@ def _check_scenario(module, size, timeout, out):
         restore()
     return {"name": module.NAME, "status": status, "error": error, "seconds": time.perf_counter() - started,
             "programs": programs}  # fmt: skip
+
+
+def _in_child(name, size, timeout, rows_file):
+    """`_check_scenario` in a fresh process, killed `_GRACE` seconds after its own timeout: a long
+    computation inside one XLA call does not see the alarm until it returns. The programs it sized
+    before a kill are kept."""
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "validate.preflight", "--size", size, "--timeout", str(timeout),
+               "--child", f"{name}:{rows_file}"]  # fmt: skip
+    try:
+        done = subprocess.run(command, timeout=timeout + _GRACE, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        done = None
+    if done is not None and done.returncode == 0 and rows_file.exists():
+        return json.loads(rows_file.read_text())
+    sized = Path(str(rows_file) + ".programs")
+    programs = [json.loads(line) for line in sized.read_text().splitlines()] if sized.exists() else []
+    if done is None:
+        status, error = f"killed after {timeout + _GRACE} s (inside one long computation)", ""
+    else:
+        status, error = f"the process failed (exit {done.returncode})", done.stderr.strip()[-300:]
+    return {"name": name, "status": status, "error": error, "seconds": time.perf_counter() - started,
+            "programs": programs}  # fmt: skip
+
+
+_GRACE = 60
 
 
 def _table(rows):
@@ -143,9 +178,18 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", default=None, help="scenario names (default: all)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per scenario (default 300)")
     parser.add_argument("--out", default=None, help="folder for preflight.md and preflight.json (default: none)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: one scenario, rows to a file
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     from .scenarios import ALL
+
+    if args.child:
+        name, rows_file = args.child.split(":", 1)
+        module = next(m for m in ALL if m.NAME == name)
+        with tempfile.TemporaryDirectory(prefix="widenet-preflight-") as tmp:
+            row = _check_scenario(module, args.size, args.timeout, Path(tmp), log=rows_file + ".programs")
+        Path(rows_file).write_text(json.dumps(row))
+        return 0
 
     chosen = [m for m in ALL if args.only is None or m.NAME in args.only]
     unknown = set(args.only or ()) - {m.NAME for m in ALL}
@@ -155,7 +199,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="widenet-preflight-") as tmp:
         for i, module in enumerate(chosen, 1):
             print(f"[{i}/{len(chosen)}] {module.NAME} at --size {args.size}", flush=True)
-            row = _check_scenario(module, args.size, args.timeout, Path(tmp))
+            row = _in_child(module.NAME, args.size, args.timeout, Path(tmp) / f"{module.NAME}.json")
             rows.append(row)
             print(f"    {row['status']}{': ' + row['error'] if row['error'] else ''}; {len(row['programs'])} "
                   f"training programs sized in {row['seconds']:.0f} s", flush=True)  # fmt: skip

@@ -1,0 +1,64 @@
+"""`python -m validate.preflight`: scenarios run with their training compiled and sized, not run."""
+
+import json
+import types
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from validate import preflight
+from widenet import data, networks
+from widenet.experiment import train as train_module
+from widenet.experiment.train import TrainConfig
+
+# harness machinery, not jax-version specific: .ci/run's second (newest-jax) leg deselects it
+pytestmark = pytest.mark.harness
+
+
+def _scenario(name, body):
+    return types.SimpleNamespace(NAME=name, SIZES={"smoke": {}}, run=body)
+
+
+def _one_sweep(ctx):
+    """A scenario body: one training program, whose stand-in result it then reads."""
+    d = data.digits(key=jax.random.PRNGKey(0), n_train=8, n_test=4)
+    net = networks.mlp((16,))
+    params = jax.tree.map(lambda p: jnp.stack([p, p]), net.init(jax.random.PRNGKey(0), 64))
+    config = TrainConfig(steps=20, record_every=5, n_eigs=1)
+    res = train_module.train_sweep(net.apply_fn, params, d, config, learning_rate=jnp.array([0.1, 0.2]),
+                                   observables={"norm": lambda p, step: jnp.zeros(3)})  # fmt: skip
+    assert res.train_loss.shape == (2, 5) and res.ntk_top.shape == (2, 5, 1) and res.extra["norm"].shape == (2, 5, 3)
+    assert res.f_train.shape == (2, 5, 8, 1)
+    return res
+
+
+def test_a_setup_error_before_any_training_is_an_error_and_later_ones_are_not(tmp_path):
+    original = train_module.train_sweep
+
+    def broken_setup(ctx):
+        data.digits(key=jax.random.PRNGKey(0), n_train=1797, n_test=1000)  # more digits than there are
+
+    def fails_on_stand_ins(ctx):
+        _one_sweep(ctx)
+        raise ValueError("downstream of a stand-in result")
+
+    rows = {name: preflight._check_scenario(_scenario(name, body), "smoke", 60, tmp_path)
+            for name, body in (("broken", broken_setup), ("later", fails_on_stand_ins), ("fine", _one_sweep))}  # fmt: skip
+    assert rows["broken"]["status"] == "ERROR before its first training program"
+    assert "n_train" in rows["broken"]["error"] and rows["broken"]["programs"] == []
+    assert rows["later"]["status"] == "stopped after 1 programs" and "stand-in" in rows["later"]["error"]
+    assert rows["fine"]["status"] == "ran to the end" and rows["fine"]["error"] == ""
+    program = rows["fine"]["programs"][0]
+    assert (program["runs"], program["steps"], program["records"]) == (2, 20, 4)
+    assert program["flops_per_step"] > 0 and program["memory_bytes"] > 0
+    assert train_module.train_sweep is original  # restored after each scenario
+
+
+def test_the_command_writes_its_table_and_refuses_an_unknown_scenario(tmp_path, capsys):
+    assert preflight.main(["--size", "smoke", "--only", "catapult_uv", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "preflight.json").read_text())["scenarios"]
+    assert [r["name"] for r in rows] == ["catapult_uv"] and rows[0]["status"] == "ran to the end"
+    assert rows[0]["programs"] and "| catapult_uv | ran to the end |" in (tmp_path / "preflight.md").read_text()
+    with pytest.raises(SystemExit):
+        preflight.main(["--only", "no_such_scenario"])

@@ -25,11 +25,11 @@ _EDGE = (1.6, 1.8, 1.9, 1.95, 2.0, 2.05, 2.1, 2.15, 2.2, 2.3, 2.5, 3.0, 3.5)
 SIZES = {
     # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
     "smoke": dict(n=16, steps=30, widths=(32, 64), seeds=2, products=(1.5, 1.9, 2.1, 2.5, 3.5), deep=(16, 16, 16),
-                  deep_products=(1.5, 1.9, 2.5), kernel_every=5),
+                  deep_seeds=2, deep_products=(1.5, 1.9, 2.5), kernel_every=5),
     "default": dict(n=128, steps=250, widths=(256, 1024), seeds=5, products=_EDGE + (4.5, 6.0), deep=(128, 128, 128),
-                    deep_products=(1.2, 1.4, 1.6, 1.8, 1.9, 2.1, 2.5), kernel_every=5),
+                    deep_seeds=5, deep_products=(1.2, 1.4, 1.6, 1.8, 1.9, 2.1, 2.5), kernel_every=5),
     "paper": dict(n=128, steps=1000, widths=(1024, 4096), seeds=8, products=_EDGE + (4.5, 6.0, 10.0),
-                  deep=(1024, 1024, 1024, 1024), deep_products=(1.2, 1.4, 1.6, 1.8, 1.9, 2.1, 2.5), kernel_every=5),
+                  deep=(1024, 1024, 1024, 1024), deep_seeds=8, deep_products=(1.2, 1.4, 1.6, 1.8, 1.9, 2.1, 2.5), kernel_every=5),
 }  # fmt: skip
 WINDOW = (1.0, 4.0)  # the products on which the quadratic model and the linear model are compared
 
@@ -56,15 +56,19 @@ def _comparison(ctx, cfg, d):
     )  # fmt: skip
 
 
-def _one_net_sweep(ctx, key, apply_fn, params, d, products, lam0, steps, ntk_fn, record_every=1, n_eigs=0):
+def _deep_sweep(ctx, key, apply_fn, inits, d, products, lam0, steps, record_every=1, n_eigs=0):
+    """Every init (its own λ0) at every product ηλ0, one vmapped sweep; arrays shaped (seeds, products, ...)."""
+
     def compute():
-        stacked = jax.tree.map(lambda p: jnp.broadcast_to(p, (len(products),) + p.shape), params)
+        stacked = jax.tree.map(lambda *a: jnp.repeat(jnp.stack(a), len(products), axis=0), *inits)
         config = TrainConfig(steps=steps, record_every=record_every, n_eigs=n_eigs, record_outputs=False,
                              divergence_loss=1e10)  # fmt: skip
-        res = train_sweep(apply_fn, stacked, d, config, learning_rate=jnp.asarray(products) / lam0, l2=0.0)
-        final_top = jax.vmap(lambda p: jnp.linalg.eigvalsh(ntk_fn(d.x_train, None, p))[-1])(res.final_params)
-        return {"train_loss": res.train_loss, "diverged_at": res.diverged_at, "final_top": final_top,
-                "ntk_top": res.ntk_top[..., 0] if n_eigs else np.zeros(0)}  # fmt: skip
+        rates = (np.asarray(products)[None, :] / np.asarray(lam0)[:, None]).ravel()
+        res = train_sweep(apply_fn, stacked, d, config, learning_rate=rates, l2=0.0)
+        shape = (len(inits), len(products))
+        return {"train_loss": np.asarray(res.train_loss).reshape(shape + (-1,)),
+                "diverged_at": np.asarray(res.diverged_at).reshape(shape),
+                "ntk_top": np.asarray(res.ntk_top[..., 0]).reshape(shape + (-1,)) if n_eigs else np.zeros(0)}  # fmt: skip
 
     return ctx.store.cached(key, compute)
 
@@ -132,40 +136,54 @@ def run(ctx: harness.Context):
                            undefined="no lazy-to-catapult edge on the grid for the network or its quadratic model"),
     ]  # fmt: skip
 
-    # a 3-layer net: its kernel grows early in training (progressive sharpening), so runs below 2/λ0
-    # can spike; measured by recording λ_max every few steps
+    # a 3-layer net, over seeds: its kernel grows early in training (progressive sharpening), so runs
+    # below 2/λ0 can spike; measured by recording λ_max every few steps
     deep = cfg["deep"]
     label = "x".join(map(str, deep))
     deep_net = networks.mlp(deep)
-    deep_params = deep_net.init(jax.random.PRNGKey(1), 64)
+    deep_inits = [deep_net.init(k, 64) for k in jax.random.split(jax.random.PRNGKey(1), cfg["deep_seeds"])]
     deep_ntk = jax.jit(networks.empirical_ntk(deep_net.apply_fn))
-    deep_lam0 = float(jnp.linalg.eigvalsh(deep_ntk(d.x_train, None, deep_params))[-1])
+    deep_lam0 = np.array([float(jnp.linalg.eigvalsh(deep_ntk(d.x_train, None, p))[-1]) for p in deep_inits])
     deep_x = np.asarray(cfg["deep_products"], dtype=float)
-    ctx.log(f"  {label} ReLU: {len(deep_x)} learning rates, loss every step and λ_max every {cfg['kernel_every']}")
-    base = f"{NAME}_deep{label}_n{cfg['n']}_steps{cfg['steps']}"
-    deep_run = _one_net_sweep(ctx, base, deep_net.apply_fn, deep_params, d, deep_x, deep_lam0, cfg["steps"], deep_ntk)
-    kernel_run = _one_net_sweep(ctx, base + f"_kernel{cfg['kernel_every']}", deep_net.apply_fn, deep_params, d, deep_x,
-                                deep_lam0, cfg["steps"], deep_ntk, record_every=cfg["kernel_every"], n_eigs=1)  # fmt: skip
-    deep_phases = catapult.measured_phase(deep_run["train_loss"], deep_run["diverged_at"])
-    early = (deep_x < 2.0) & (deep_phases != "lazy")  # spikes the constant-λ0 picture forbids
-    peak_step = np.argmax(np.nan_to_num(deep_run["train_loss"], nan=np.inf), axis=1)
-    crossed = []
-    for j in np.nonzero(early)[0]:
-        before = np.arange(kernel_run["ntk_top"].shape[1]) * cfg["kernel_every"] <= peak_step[j]
-        crossed.append(deep_x[j] * np.nanmax(kernel_run["ntk_top"][j][before]) / deep_lam0)
-    crossed = np.asarray(crossed)
-    if crossed.size:
-        result.checks.append(
-            harness.check(
-                f"{label}: min over its spiking runs below 2/λ0 of η·max λ_max(t) before the spike (> 2: "
-                "the kernel grew past 2/η first)",
-                float(crossed.min()),
-                above=2.0,
-                note=f"{crossed.size} of {int((deep_x < 2).sum())} runs below 2/λ0 spiked",
-            )  # fmt: skip
-        )
-    deep_edge = catapult.phase_edges(deep_x, deep_phases)[0]
-    sharpening = np.nanmax(kernel_run["ntk_top"], axis=1) / deep_lam0
+    n_deep = len(deep_inits)
+    ctx.log(f"  {label} ReLU: {n_deep} seeds x {len(deep_x)} learning rates, loss every step and λ_max every "
+            f"{cfg['kernel_every']}")  # fmt: skip
+    base = f"{NAME}_deep{label}_n{cfg['n']}_steps{cfg['steps']}_s{n_deep}"
+    deep_run = _deep_sweep(ctx, base, deep_net.apply_fn, deep_inits, d, deep_x, deep_lam0, cfg["steps"])
+    kernel_run = _deep_sweep(ctx, base + f"_kernel{cfg['kernel_every']}", deep_net.apply_fn, deep_inits, d, deep_x,
+                             deep_lam0, cfg["steps"], record_every=cfg["kernel_every"], n_eigs=1)  # fmt: skip
+    sub = deep_x < 2.0
+    record_steps = np.arange(kernel_run["ntk_top"].shape[2]) * cfg["kernel_every"]
+    deep_phases, margins, spiked = [], [], []
+    for s in range(n_deep):
+        phases_s = catapult.measured_phase(deep_run["train_loss"][s], deep_run["diverged_at"][s])
+        deep_phases.append(phases_s)
+        early = sub & (phases_s != "lazy")  # spikes the constant-λ0 picture forbids
+        spiked.append(early.sum() / sub.sum())
+        peak_step = np.argmax(np.nan_to_num(deep_run["train_loss"][s], nan=np.inf), axis=1)
+        crossed = [deep_x[j] * np.nanmax(kernel_run["ntk_top"][s, j][record_steps <= peak_step[j]]) / deep_lam0[s]
+                   for j in np.nonzero(early)[0]]  # fmt: skip
+        margins.append(min(crossed) if crossed else np.nan)
+    margins, spiked = np.asarray(margins), np.asarray(spiked)
+    with_spikes = np.isfinite(margins)
+    result.checks += [
+        harness.seed_check(
+            f"{label}: per seed, min over its spiking runs below 2/λ0 of η·max λ_max(t) before the spike (> 2: the "
+            "kernel grew past 2/η first)",
+            margins[with_spikes],
+            above=2.0,
+            note=f"{int(with_spikes.sum())} of {n_deep} seeds had a spike below 2/λ0 (a seed without one has no value)",
+            inconclusive="" if with_spikes.sum() >= 2 else "fewer than 2 seeds had a spike below 2/λ0",
+        ),
+        harness.seed_check(
+            f"control {label}: share of the runs below 2/λ0 that spiked (the constant-λ0 rival: 0)",
+            spiked,
+            above=0.0,
+            kind="control",
+        ),
+    ]
+    deep_phases = np.asarray(deep_phases)
+    sharpening = np.nanmax(kernel_run["ntk_top"], axis=2) / deep_lam0[:, None]
 
     result.tables.append(
         "Phases by the dynamics (catapult: the loss rose above L(0) and came back, and λ_max(NTK) ended below "
@@ -181,23 +199,33 @@ def run(ctx: harness.Context):
         f"{', '.join(f'{v:.3f}' for v in edges[0])}/λ0, quadratic model {', '.join(f'{v:.3f}' for v in quad_edges)}/λ0; "
         f"the quadratic models' upper edges {', '.join(f'{v:.2f}' for v in quad_upper)}/λ0 (uv theory: 4). Above them the "
         "ReLU networks still converge (units switch off and λ_max collapses), a regime the quadratic model does not "
-        f"capture.\n\n{label} ReLU net (λ0 = {deep_lam0:.1f}): measured lower edge {deep_edge:.3f}/λ0; λ_max grew to "
-        f"{np.nanmax(sharpening):.2f}·λ0 during training (max over its runs), so a constant-λ0 edge does not hold for it: "
-        "the check above asks whether each early spike came after η·λ_max(t) had passed 2."
+        "capture."
+    )
+    short = {"lazy": "L", "catapult": "C", "spike": "S", "divergent": "D"}
+    result.tables.append(
+        f"{label} ReLU net, per seed: phase at each ηλ0 = {', '.join(f'{v:g}' for v in deep_x)} (L lazy, C catapult, "
+        "S spike, D divergent), the largest λ_max(t)/λ0 over its runs (progressive sharpening), and the smallest "
+        "η·λ_max(t) before a spike below 2/λ0 (the check; '-' where no run below 2/λ0 spiked):\n\n"
+        "| seed | λ0 | phases | max λ_max(t)/λ0 | min η·λ_max before an early spike |\n|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {s} | {deep_lam0[s]:.1f} | {' '.join(short[p] for p in deep_phases[s])} | "
+            f"{np.nanmax(sharpening[s]):.2f} | {margins[s]:.2f} |".replace("| nan |", "| - |")
+            for s in range(n_deep)
+        )  # fmt: skip
     )
     fig = comp.plot(ctx.figure_path("catapult_gd_phases.png"))
     result.figures.append(str(fig.relative_to(ctx.out_dir)))
-    t_kernel = np.arange(kernel_run["ntk_top"].shape[1]) * cfg["kernel_every"]
+    t_kernel = record_steps
     colours = [f"C{j}" for j in range(len(deep_x))]
     panels = [{
-        "title": f"{label} ReLU: η λ_max(t) (every {cfg['kernel_every']} steps)", "xlabel": "step", "ylabel": "η λ_max(t)",
-        "experiment": [(f"ηλ0 = {v:g}", t_kernel, v * kernel_run["ntk_top"][j] / deep_lam0, {"color": colours[j], "ms": 2})
+        "title": f"{label} ReLU, seed 0: η λ_max(t) (every {cfg['kernel_every']} steps)", "xlabel": "step", "ylabel": "η λ_max(t)",
+        "experiment": [(f"ηλ0 = {v:g}", t_kernel, v * kernel_run["ntk_top"][0, j] / deep_lam0[0], {"color": colours[j], "ms": 2})
                        for j, v in enumerate(deep_x)],
         "hlines": [("η λ_max = 2", 2.0)],
     }, {
-        "title": f"{label} ReLU: training loss", "xlabel": "step", "ylabel": "½Σ(f - y)²", "yscale": "log",
-        "experiment": [(f"ηλ0 = {v:g} ({deep_phases[j]})", np.arange(deep_run["train_loss"].shape[1]),
-                        deep_run["train_loss"][j], {"color": colours[j], "marker": None}) for j, v in enumerate(deep_x)],
+        "title": f"{label} ReLU, seed 0: training loss", "xlabel": "step", "ylabel": "½Σ(f - y)²", "yscale": "log",
+        "experiment": [(f"ηλ0 = {v:g} ({deep_phases[0, j]})", np.arange(deep_run["train_loss"].shape[2]),
+                        deep_run["train_loss"][0, j], {"color": colours[j], "marker": None}) for j, v in enumerate(deep_x)],
     }]  # fmt: skip
     fig = plots.curves(
         ctx.figure_path("catapult_gd_deep.png"), panels, title=f"{label} ReLU net: progressive sharpening", width=5.5

@@ -1,6 +1,7 @@
 """`python -m validate.preflight`: scenarios run with their training compiled and sized, not run."""
 
 import json
+import time
 import types
 
 import jax
@@ -43,8 +44,25 @@ def test_a_setup_error_before_any_training_is_an_error_and_later_ones_are_not(tm
         _one_sweep(ctx)
         raise ValueError("downstream of a stand-in result")
 
-    rows = {name: preflight._check_scenario(_scenario(name, body), "smoke", 60, tmp_path)
-            for name, body in (("broken", broken_setup), ("later", fails_on_stand_ins), ("fine", _one_sweep))}  # fmt: skip
+    def refused_program(ctx):  # a second program whose inputs train_sweep would refuse: a bug of this size
+        res = _one_sweep(ctx)
+        train_module.train_sweep(lambda p, x: x @ p, jnp.ones((2, 64, 1)), data.digits(key=jax.random.PRNGKey(0),
+                                 n_train=8, n_test=4), TrainConfig(steps=4), learning_rate=-res.train_loss[:, 0])  # fmt: skip
+
+    def swallows_errors(ctx):  # code that takes every Exception must not take the preflight's alarm
+        started = time.perf_counter()
+        while time.perf_counter() - started < 3:  # ends "ran to the end" if the alarm were taken
+            try:
+                sum(range(10**5))
+            except Exception:  # noqa: BLE001
+                pass
+
+    cases = (("broken", broken_setup), ("later", fails_on_stand_ins), ("fine", _one_sweep),
+             ("refused", refused_program))  # fmt: skip
+    rows = {name: preflight._check_scenario(_scenario(name, body), "smoke", 60, tmp_path) for name, body in cases}
+    rows["greedy"] = preflight._check_scenario(_scenario("greedy", swallows_errors), "smoke", 1, tmp_path)
+    assert rows["refused"]["status"] == "ERROR in training program 2" and "learning_rate" in rows["refused"]["error"]
+    assert rows["greedy"]["status"] == "timed out after 1 s"
     assert rows["broken"]["status"] == "ERROR before its first training program"
     assert "n_train" in rows["broken"]["error"] and rows["broken"]["programs"] == []
     assert rows["later"]["status"] == "stopped after 1 programs" and "stand-in" in rows["later"]["error"]

@@ -10,7 +10,8 @@ ones (a finite, positive stand-in that logs and slopes accept), so the scenario 
 training program. What this shows, per scenario:
 
 - whether the paper size's setup (data sizes, networks, kernels, configs) gets to its first
-  training program: an error there is a bug that would have cost GPU time;
+  training program, and whether `sweep_cost` accepts and compiles each program it reaches: an error
+  there ("ERROR ...") is a bug that would have cost GPU time;
 - each training program's runs, steps, FLOPs and memory, at the paper's shapes;
 - after the first program the scenario works on stand-in results, so an error there ("stopped after k
   programs") says nothing about the paper size: the programs after it are not sized.
@@ -39,8 +40,12 @@ H100_FP64_FLOPS = 67e12
 """NVIDIA H100 SXM's FP64 tensor-core peak (datasheet): times at it are lower bounds."""
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """The alarm: a BaseException, so that no `except Exception` in the code it interrupts takes it."""
+
+
+class _ProgramError(Exception):
+    """`sweep_cost` refused a training program (its inputs at this size, or its compilation)."""
 
 
 def _fake_result(train_module, cost, args, kwargs):
@@ -75,7 +80,10 @@ def _intercepted(programs, log=None):
     original = train_module.train_sweep
 
     def recorder(*args, **kwargs):
-        cost = train_module.sweep_cost(*args, **kwargs)
+        try:
+            cost = train_module.sweep_cost(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - a bug of this size, not of the stand-ins
+            raise _ProgramError(f"training program {len(programs) + 1}") from err
         label = kwargs.get("progress")
         programs.append({"label": label if isinstance(label, str) else "", **asdict(cost)})
         if log is not None:
@@ -112,6 +120,11 @@ def _check_scenario(module, size, timeout, out, log=None):
             module.run(ctx)
     except _Timeout:
         status = f"timed out after {timeout} s"
+    except _ProgramError as err:
+        cause = err.__cause__
+        where = traceback.extract_tb(cause.__traceback__)[-1]
+        error = f"{type(cause).__name__}: {cause} ({Path(where.filename).name}:{where.lineno})"
+        status = f"ERROR in {err}"
     except Exception as err:  # noqa: BLE001 - every failure is reported with where it happened
         where = traceback.extract_tb(err.__traceback__)[-1]
         error = f"{type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})"
@@ -210,7 +223,7 @@ def main(argv=None):
         out.mkdir(parents=True, exist_ok=True)
         (out / "preflight.json").write_text(json.dumps({"size": args.size, "scenarios": rows}, indent=1))
         (out / "preflight.md").write_text(f"# Preflight at --size {args.size}\n\n{table}\n")
-    return 1 if any(r["status"].startswith("ERROR") for r in rows) else 0
+    return 1 if any(r["status"].startswith(("ERROR", "the process failed")) for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -332,11 +332,15 @@ class SweepCost:
         runs, steps, records: R, the updates and the records after step 0.
         flops_per_step: floating-point operations of one update of all R runs (XLA's count of one
             iteration of the scanned step; operations XLA hands to a library call, such as `eigh`,
-            count as few or none).
-        flops_per_record: of one record of all R runs (losses, kernels, Hessian eigenvalues).
+            count as few or none). With `run_batch`, counted on the same runs vmapped in one program
+            (the same arithmetic: XLA would count one group of `lax.map`).
+        flops_per_record: of one record of all R runs (losses, kernels, Hessian eigenvalues). A loop
+            inside a record counts once: Lanczos's Hessian eigenvalues count one Hessian-vector
+            product, not `lanczos_order`, so records with Hessian eigenvalues are undercounted.
         flops: `steps * flops_per_step + (records + 1) * flops_per_record`.
         memory_bytes: arguments + outputs + temporaries of the compiled training program (less what
-            XLA aliases), i.e. what one call holds on one device. The buffer sizes are the same on a
+            XLA aliases), plus the records of the blocks before the last, which `train_sweep` keeps on
+            the device until its one transfer: what the sweep holds on one device at its end. The buffer sizes are the same on a
             GPU; its temporaries depend on its fusion, so read this as an estimate there.
         compile_seconds: time spent here compiling both programs.
     """
@@ -385,13 +389,31 @@ def sweep_cost(
         devices=devices, run_batch=run_batch,
     )  # fmt: skip
     n_chunks = -(-config.steps // config.record_every)
-    program = engine.run.lower(hyper, carry, arrays, 0, _block(n_chunks, progress)).compile()
+    block = _block(n_chunks, progress)
+    program = engine.run.lower(hyper, carry, arrays, 0, block).compile()
+    counted = program
+    if run_batch is not None:  # XLA counts lax.map's body (one group) once: count the vmapped program instead
+        whole = _setup(
+            apply_fn, params, data, config, learning_rate=learning_rate, l2=l2, key=key, sample_weights=sample_weights,
+            sample_weight_args=sample_weight_args, observables=observables, observable_args=observable_args,
+            devices=devices, run_batch=None,
+        )  # fmt: skip
+        counted = whole[0].run.lower(*whole[1:4], 0, block).compile()
     record = engine.observe.lower(hyper, carry, arrays, 0).compile()
-    # XLA counts a loop body once: the block program is one step and one record
+    # XLA counts a loop body once: the block program is one step and one record of every run
     per_record = _flops(record)
-    per_step = max(_flops(program) - per_record, 0.0)
+    per_step = _flops(counted) - per_record
+    if per_step < 0:
+        raise RuntimeError(
+            f"XLA counts {_flops(counted):.3g} FLOPs for a block of steps and {per_record:.3g} for one record alone; "
+            "the step's count would be negative, so this backend's cost analysis cannot size the sweep"
+        )
     memory = program.memory_analysis()
     held = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+    # train_sweep keeps every block's records on the device until one transfer at the end
+    carry_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(carry))
+    n_blocks = -(-n_chunks // block)
+    held += (n_blocks - 1) * max(memory.output_size_in_bytes - carry_bytes, 0)
     return SweepCost(
         runs=n_runs, steps=config.steps, records=n_chunks, flops_per_step=per_step, flops_per_record=per_record,
         flops=config.steps * per_step + (n_chunks + 1) * per_record,

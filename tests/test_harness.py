@@ -97,6 +97,10 @@ def test_undefined_seeds_are_left_out_and_make_the_check_inconclusive():
     assert c.value == pytest.approx(0.015)
     none = harness.seed_check("miss", [np.nan, np.nan], below=0.05, undefined="no bracket")
     assert none.verdict == "INCONCLUSIVE" and none.n == 0
+    # no seeds at all (e.g. no run fell in the range a statistic is taken over): INCONCLUSIVE, not a crash or a FAIL
+    empty = harness.seed_check("miss", [], below=0.05, undefined="no run in range")
+    assert empty.verdict == "INCONCLUSIVE" and empty.n == 0 and "no seeds" in empty.inconclusive
+    assert harness.seed_check("miss", np.zeros(0), above=0.5).verdict == "INCONCLUSIVE"
     x = np.array([1.0, 2.0, 4.0])
     # slopes -0.45, -0.5, -0.55 (distinct, so the interval has a width that rounding cannot undo)
     rows = np.array([x**-0.45, x**-0.5, x**-0.55, [1.0, np.nan, 0.5]])

@@ -191,7 +191,7 @@ def run(ctx: harness.Context):
 
     result.tables.append(
         "Phases by the dynamics (catapult: the loss rose above L(0) and came back, and λ_max(NTK) ended below "
-        "λ0; spike: the loss rose and came back but the kernel did not drop), on 128 digits, loss ½Σ(f - y)², "
+        f"λ0; spike: the loss rose and came back but the kernel did not drop), on {cfg['n']} digits, loss ½Σ(f - y)², "
         f"products ηλ0 = {', '.join(f'{v:g}' for v in x)}, λ0 each seed's own. Lower edge: mean over seeds with its "
         f"95% t-interval. The last two columns: share of the runs with {WINDOW[0]:g} < ηλ0 < {WINDOW[1]:g} in a phase "
         "the quadratic model (lazy < 2 < catapult < 4) or the linear model (lazy < 2 < divergent) does not predict:\n\n"

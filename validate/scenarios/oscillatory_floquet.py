@@ -31,16 +31,16 @@ CLAIM = (
 
 SIZES = {
     # machinery only (pytest, seconds): thresholds are decided at "default" and "paper"
-    "smoke": dict(sizes=(12, 4, 4), widths=(32, 64), seeds=2, point=(2, 30.0), ratios=(0.9, 1.1, 3), cycles=6, plane=((2, 30.0), (5, 70.0)), plane_ratios=(0.9, 1.1), plane_cycles=3, map_periods=(2, 5), map_amplitudes=(1.0, 30.0), map_grid=24, map_rtol=1e-6),
+    "smoke": dict(sizes=(12, 4, 4), widths=(32, 64), seeds=2, point=(2, 30.0), ratios=(0.9, 1.1, 3), cycles=6, plane=((2, 30.0), (5, 70.0)), plane_ratios=(0.9, 1.1), plane_cycles=3, plane_seeds=2, map_periods=(2, 5), map_amplitudes=(1.0, 30.0), map_grid=24, map_rtol=1e-6),
     # default: widths to 1024 and 11 learning rates per width (until 2026-12-06: to 2048 and 15; cut to keep
     # the harness under 15 minutes)
     "default": dict(sizes=(60, 20, 20), widths=(128, 512, 1024), seeds=5, point=(2, 30.0), ratios=(0.86, 1.14, 11),
                     cycles=40, plane=((2, 30.0), (5, 70.0), (20, 10.0), (40, 30.0)), plane_ratios=(0.9, 1.1),
-                    plane_cycles=8, map_periods=(2, 3, 5, 10, 20, 40), map_amplitudes=(1.0, 3.0, 10.0, 30.0, 70.0),
+                    plane_cycles=8, plane_seeds=5, map_periods=(2, 3, 5, 10, 20, 40), map_amplitudes=(1.0, 3.0, 10.0, 30.0, 70.0),
                     map_grid=24, map_rtol=1e-6),
     "paper": dict(sizes=(120, 40, 40), widths=(256, 1024, 4096, 16384), seeds=8, point=(2, 30.0), ratios=(0.9, 1.1, 21),
                   cycles=60, plane=((2, 30.0), (5, 70.0), (20, 10.0), (40, 30.0), (100, 70.0)),
-                  plane_ratios=(0.95, 1.05), plane_cycles=12, map_periods=(2, 3, 5, 10, 20, 40, 100, 200),
+                  plane_ratios=(0.95, 1.05), plane_cycles=12, plane_seeds=8, map_periods=(2, 3, 5, 10, 20, 40, 100, 200),
                   map_amplitudes=(1.0, 2.0, 3.0, 10.0, 30.0, 70.0), map_grid=48, map_rtol=1e-8),
 }  # fmt: skip
 
@@ -128,57 +128,78 @@ def run(ctx: harness.Context):
     largest = cfg["widths"][-1]
     static_miss = np.abs(measured[-1] * comp.eta_star / comp.static_edge - 1)  # the rival on the same runs
 
-    # experiment 2: across the (T, A) plane at the largest width: lazy (linear stability) and real (α = 1)
+    # experiment 2: across the (T, A) plane at the largest width, over seeds: lazy (linear stability) and
+    # real (α = 1) networks from the same inits, each init at every (T, A) point and learning rate
     net = networks.mlp((largest,), 3, b_std=1.0)
-    p0 = net.init(jax.random.PRNGKey(100), 2)
-    f0 = np.asarray(net.apply_fn(p0, x))
-    lam0 = float(np.linalg.eigvalsh(networks.empirical_ntk(net.apply_fn)(x, None, p0))[-1])
-    rows, agree, static_agree, total = [], 0, 0, 0
+    n_seeds, plane_ratios = cfg["plane_seeds"], np.asarray(cfg["plane_ratios"])
+    inits = [net.init(k, 2) for k in jax.random.split(jax.random.PRNGKey(100), n_seeds)]
+    f0s = [np.asarray(net.apply_fn(p, x)) for p in inits]
+    ntk = jax.jit(networks.empirical_ntk(net.apply_fn))
+    lam0 = np.array([float(np.linalg.eigvalsh(ntk(x, None, p))[-1]) for p in inits])
+    # runs seed-major: run s * R + i is init s at plane_ratios[i]
+    stacked = jax.tree.map(lambda *q: jnp.stack([v for v in q for _ in plane_ratios]), *inits)
+    rows = []
     for t, a in cfg["plane"]:
         eta_ta = boundary(t, a)
-        plane_ratios = np.asarray(cfg["plane_ratios"])
-        lr = plane_ratios * eta_ta
-        n_steps = cfg["plane_cycles"] * 3 * t
+        lr = np.tile(plane_ratios * eta_ta, n_seeds)
+        # the window: plane_cycles, and never fewer steps than the width series' (its `cycles` at T = `period`):
+        # inside a shorter one a fast period's transient amplification still dominates the loss
+        # (until 2026-12-07 8 cycles at every point: at T = 2, 48 steps, 3 of 5 seeds' stable runs still rose)
+        n_cycles = max(cfg["plane_cycles"], -(-cfg["cycles"] * period // t))
+        n_steps = n_cycles * 3 * t
 
         def compute_plane(t=t, a=a, lr=lr, n_steps=n_steps):
-            runs = lambda p: jax.tree.map(lambda q: jnp.stack([q] * len(lr)), p)  # noqa: E731
             common = dict(
                 sample_weights=_weights(labels), sample_weight_args=(jnp.full(len(lr), t), jnp.full(len(lr), a))
             )
             config = TrainConfig(
                 steps=n_steps, record_every=3 * t, n_eigs=0, record_outputs=False, divergence_loss=1e300
             )
-            lazy = train_sweep(networks.lazy(net.apply_fn, ALPHA), runs(networks.lazy_params(p0)), d, config,
+            lazy = train_sweep(networks.lazy(net.apply_fn, ALPHA), networks.lazy_params(stacked), d, config,
                                learning_rate=lr / ALPHA**2, **common)  # fmt: skip
             config = TrainConfig(steps=n_steps, record_every=1, n_eigs=0, record_outputs=False)
-            real = train_sweep(net.apply_fn, runs(p0), d, config, learning_rate=lr, **common)
-            ntk = jax.jit(networks.empirical_ntk(net.apply_fn))
+            real = train_sweep(net.apply_fn, stacked, d, config, learning_rate=lr, **common)
             lam_end = [float(np.linalg.eigvalsh(ntk(x, None, real.run(i).final_params))[-1]) for i in range(len(lr))]
             return {"lazy_loss": lazy.train_loss, "real_loss": real.train_loss, "real_lam_end": np.asarray(lam_end)}
 
-        ctx.log(f"  (T, A) = ({t}, {a:g}) at width {largest}: lazy and real networks, η = {plane_ratios} x η*")
-        out = ctx.store.cached(f"{NAME}_{ctx.size}_alpha{ALPHA:g}_plane_T{t}_A{a:g}", compute_plane)
-        weights = np.tile(_cycle(labels, t, a), (cfg["plane_cycles"], 1))
+        ctx.log(f"  (T, A) = ({t}, {a:g}) at width {largest}: {n_seeds} seeds, lazy and real networks, "
+                f"η = {plane_ratios} x η*")  # fmt: skip
+        out = ctx.store.cached(f"{NAME}_{ctx.size}_alpha{ALPHA:g}_plane_T{t}_A{a:g}_s{n_seeds}", compute_plane)
+        weights = np.tile(_cycle(labels, t, a), (n_cycles, 1))
         for i, ratio in enumerate(plane_ratios):
-            g = compare.growth_per_cycle(out["lazy_loss"][i])
-            linear = oscillatory.function_space_gd(kernel, f0, d.y_train, weights, learning_rate=lr[i], loss="mse")
-            linear_loss = 0.5 * np.sum((np.asarray(linear) - d.y_train) ** 2, axis=(1, 2))
-            real = out["real_loss"][i]
-            predicted_stable, measured_stable = ratio < 1, g < 0
-            agree += predicted_stable == measured_stable
-            static_agree += (lr[i] < 2.0 / lam) == measured_stable
-            total += 1
             amplification = float(oscillatory.transient_amplification(kernel, _cycle(labels, t, a),
                                                                       learning_rate=lr[i]))  # fmt: skip
-            rows.append(dict(T=t, A=a, edge=eta_ta * lam, ratio=ratio, stable=predicted_stable, growth=g,
-                             amplification=amplification, linear_rise=linear_loss.max() / linear_loss[0],
-                             real_rise=np.nanmax(real) / real[0], kernel_drop=out["real_lam_end"][i] / lam0))  # fmt: skip
+            for seed in range(n_seeds):
+                run_ = seed * len(plane_ratios) + i
+                linear = oscillatory.function_space_gd(kernel, f0s[seed], d.y_train, weights, learning_rate=lr[i],
+                                                       loss="mse")  # fmt: skip
+                linear_loss = 0.5 * np.sum((np.asarray(linear) - d.y_train) ** 2, axis=(1, 2))
+                real = out["real_loss"][run_]
+                rows.append(dict(T=t, A=a, cycles=n_cycles, seed=seed, edge=eta_ta * lam, ratio=ratio, stable=ratio < 1,
+                                 growth=compare.growth_per_cycle(out["lazy_loss"][run_]), static=lr[i] < 2.0 / lam,
+                                 amplification=amplification, linear_rise=linear_loss.max() / linear_loss[0],
+                                 real_rise=np.nanmax(real) / real[0], kernel_drop=out["real_lam_end"][run_] / lam0[seed]))  # fmt: skip
 
-    below = [r for r in rows if r["stable"]]
-    quiet = [r for r in below if r["linear_rise"] < 20]  # linear theory: the loss rises less than 20-fold
-    loud = [r for r in below if r["linear_rise"] > 1e3]  # a 1000-fold rise, far into the non-linear range
-    quiet_gap = max((abs(r["real_rise"] / r["linear_rise"] - 1) for r in quiet), default=np.nan)
-    loud_catapults = np.mean([r["kernel_drop"] < 0.9 for r in loud]) if loud else np.nan
+    def per_seed(statistic, where=lambda r: True):
+        """`statistic` of each seed's plane runs that satisfy `where` (NaN for a seed with none)."""
+        chosen = [[r for r in rows if r["seed"] == s and where(r)] for s in range(n_seeds)]
+        return np.array([statistic(rs) if rs else np.nan for rs in chosen])
+
+    as_floquet = per_seed(lambda rs: np.mean([r["stable"] == (r["growth"] < 0) for r in rs]))
+    as_static = per_seed(lambda rs: np.mean([r["static"] == (r["growth"] < 0) for r in rs]))
+    quiet_gap = per_seed(
+        lambda rs: max(abs(r["real_rise"] / r["linear_rise"] - 1) for r in rs),
+        lambda r: r["stable"] and r["linear_rise"] < 20,
+    )  # linear theory: the loss rises < 20-fold
+    loud = lambda r: r["stable"] and r["linear_rise"] > 1e3  # noqa: E731 - a 1000-fold rise, far into the non-linear range
+    loud_catapults = per_seed(lambda rs: np.mean([r["kernel_drop"] < 0.9 for r in rs]), loud)
+    n_quiet = sum(r["stable"] and r["linear_rise"] < 20 for r in rows)
+    n_loud = sum(map(loud, rows))
+    wrong = [r for r in rows if r["stable"] != (r["growth"] < 0)]
+    missed = "runs not as predicted: " + (", ".join(
+        f"seed {r['seed']} at T = {r['T']}, A = {r['A']:g}, η/η* = {r['ratio']:.2f} (growth/period {np.exp(r['growth']):.4f})"
+        for r in wrong) or "none")  # fmt: skip
+    plane_runs = f"{len(cfg['plane'])} (T, A) points x {len(plane_ratios)} learning rates per seed, width {largest}"
     result.checks += [
         harness.check(f"lazy networks: growth per cycle vs log Floquet radius of their own full output kernel, max rel. "
                       f"gap (runs growing {compare.CLEAR_GROWTH:g}-{FAST_GROWTH:g} per cycle, {len(cfg['widths'])} widths x {cfg['seeds']} seeds)",
@@ -193,15 +214,16 @@ def run(ctx: harness.Context):
                            undefined=UNBRACKETED, paired=False),
         harness.seed_check(f"control width {largest}: static edge 2/λ_max's miss minus the Floquet boundary's, same runs",
                            static_miss - miss[-1], above=0.0, kind="control", undefined=UNBRACKETED),
-        harness.check(f"stability across {len(cfg['plane'])} (T, A) points x {len(cfg['plane_ratios'])} learning rates, "
-                      f"width {largest}: fraction of lazy runs as the Floquet prediction", agree / total, above=0.999),
-        harness.check("real networks (α = 1) below η* where linear theory keeps the loss rise < 20x: max L/L0 vs "
-                      "linear theory (Θ_∞, the net's own f0), max rel. gap", quiet_gap, below=0.15,
-                      note=f"{len(quiet)} runs"),
-        harness.check("real networks below η* where linear theory predicts a > 1000x rise: fraction that catapult "
-                      "(kernel falls, λ_end/λ_0 < 0.9)", loud_catapults, above=0.999, note=f"{len(loud)} runs"),
-        harness.check("control: fraction of those runs the static edge η < 2/λ_max classifies right",
-                      static_agree / total, below=0.8, kind="control"),
+        harness.seed_check(f"stability across {plane_runs}: fraction of a seed's lazy runs as the Floquet prediction",
+                           as_floquet, above=0.999, note=missed),
+        harness.seed_check("real networks (α = 1) below η* where linear theory keeps the loss rise < 20x: a seed's max "
+                           "rel. gap of max L/L0 to linear theory (Θ_∞, the net's own f0)", quiet_gap, below=0.15,
+                           note=f"{n_quiet} runs over {n_seeds} seeds; per seed " + ", ".join(f"{v:.3f}" for v in quiet_gap), undefined="no run of the seed in that range"),
+        harness.seed_check("real networks below η* where linear theory predicts a > 1000x rise: fraction of a seed's "
+                           "runs that catapult (kernel falls, λ_end/λ_0 < 0.9)", loud_catapults, above=0.999,
+                           note=f"{n_loud} runs over {n_seeds} seeds", undefined="no run of the seed in that range"),
+        harness.seed_check("control: fraction of a seed's lazy runs the static edge η < 2/λ_max classifies right, "
+                           "same runs", as_static, below=0.8, kind="control"),
     ]  # fmt: skip
 
     # figures: the theory plane, the width series, growth against η
@@ -221,12 +243,18 @@ def run(ctx: harness.Context):
                      title=f"boundary miss vs width ({cfg['seeds']} seeds per width)")  # fmt: skip
     result.figures.append(str(fig.relative_to(ctx.out_dir)))
 
-    table = ["| T | A | η*·λ_max | η/η* | Floquet | lazy growth/period | max‖Φ_t‖ | linear max L/L0 | real net max L/L0 | real λ_end/λ_0 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in rows:
-        table.append(f"| {r['T']} | {r['A']:g} | {r['edge']:.3f} | {r['ratio']:.2f} | {'stable' if r['stable'] else 'unstable'} "
-                     f"| {np.exp(r['growth']):.4f} | {r['amplification']:.3g} | {r['linear_rise']:.3g} | {r['real_rise']:.3g} "
-                     f"| {r['kernel_drop']:.3f} |")  # fmt: skip
+    table = ["| T | A | cycles | η*·λ_max | η/η* | Floquet | lazy runs as predicted | lazy growth/period (mean) | max‖Φ_t‖ "
+             "| linear max L/L0 (median) | real net max L/L0 (median) | real λ_end/λ_0 (mean) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for t, a in cfg["plane"]:
+        for ratio in plane_ratios:
+            rs = [r for r in rows if r["T"] == t and r["A"] == a and r["ratio"] == ratio]
+            r0 = rs[0]
+            table.append(f"| {t} | {a:g} | {r0['cycles']} | {r0['edge']:.3f} | {ratio:.2f} | {'stable' if r0['stable'] else 'unstable'} "
+                         f"| {sum(r['stable'] == (r['growth'] < 0) for r in rs)}/{len(rs)} "
+                         f"| {np.mean([np.exp(r['growth']) for r in rs]):.4f} | {r0['amplification']:.3g} "
+                         f"| {np.median([r['linear_rise'] for r in rs]):.3g} | {np.median([r['real_rise'] for r in rs]):.3g} "
+                         f"| {np.mean([r['kernel_drop'] for r in rs]):.3f} |")  # fmt: skip
     result.tables += [
         f"Spiral {sizes} (class-imbalanced), 2 -> W -> 3 ReLU with biases (NTK parameterisation), weighted MSE "
         f"(sum over samples), triangle class weights; λ_max = {lam:.4g} (infinite-width NTK). Lazy scale α = {ALPHA:g}. "
@@ -235,7 +263,8 @@ def run(ctx: harness.Context):
         + ", ".join(f"{w}: {_defined_mean(measured[i], 4)} ± {np.std(measured[i][np.isfinite(measured[i])]) if np.isfinite(measured[i]).any() else np.nan:.4f}"
                     for i, w in enumerate(cfg["widths"]))
         + ".",
-        "\n".join(table),
+        f"Across the (T, A) plane at width {largest}, {n_seeds} seeds (inits) per row, each trained lazy and real:\n\n"
+        + "\n".join(table),
         "Reading the table: the lazy network follows the Floquet prediction at every (T, A). The real network (α = 1) "
         "shares its linear dynamics only while its residual stays small: where the weights amplify the residual "
         "strongly inside a period (max‖Φ_t‖ large: slow periods, strong emphasis of the majority class), the real "

@@ -43,3 +43,23 @@ def test_bands_are_drawn_behind_the_lines():
     np.testing.assert_allclose(mean, [1.0, 2.0, 3.2])  # NaN seeds are left out point by point
     band, line = ax.collections[0], ax.lines[0]
     assert band.get_zorder() < line.get_zorder()
+
+
+def test_a_log_panel_with_nothing_positive_is_drawn_linear_with_a_note(tmp_path):
+    """A statistic a size leaves undefined (all NaN) on a log axis: matplotlib warns and raises; the figure is drawn."""
+    from matplotlib.figure import Figure
+
+    nothing = {"title": "undefined", "xlabel": "T", "ylabel": "λ", "xscale": "log", "yscale": "log",
+               "experiment": [("tuned", [10, 100], [np.nan, np.nan])], "theory": [("c/T", [10, 100], [0.0, np.nan])]}  # fmt: skip
+    fine = {**nothing, "experiment": [("tuned", [10, 100], [1e-3, 1e-4])]}
+    plots.curves(tmp_path / "a.png", [nothing, fine])
+    assert (tmp_path / "a.png").stat().st_size > 5_000
+    fig = Figure()
+    empty, kept = fig.subplots(1, 2)
+    for ax, panel in ((empty, nothing), (kept, fine)):
+        for _, x, y in panel["experiment"] + panel["theory"]:
+            ax.plot(x, y)
+        plots._set_scales(ax, "log", "log")
+    assert empty.get_yscale() == "linear" and empty.get_xscale() == "log"  # x has positive values: kept
+    assert "no finite positive y value" in empty.texts[0].get_text()
+    assert kept.get_yscale() == "log" and not kept.texts

@@ -6,8 +6,8 @@
 Each scenario runs at the chosen size with its training replaced: every `train_sweep` call is
 checked and compiled, not run (`widenet.experiment.train.sweep_cost`: XLA's FLOP count and the
 memory the compiled program holds), and answers with a result of the right shapes filled with
-ones (a finite, positive stand-in that logs and slopes accept), so the scenario goes on to its next
-training program. What this shows, per scenario:
+smooth stand-in curves (finite, positive, losses with a minimum inside the run, falling spectra:
+what minima, logs and slopes accept), so the scenario goes on to its next training program. What this shows, per scenario:
 
 - whether the paper size's setup (data sizes, networks, kernels, configs) gets to its first
   training program, and whether `sweep_cost` accepts and compiles each program it reaches: an error
@@ -49,11 +49,23 @@ class _ProgramError(Exception):
 
 
 def _fake_result(train_module, cost, args, kwargs):
-    """A `TrainResult` of the shapes `train_sweep(*args, **kwargs)` returns, every record 1."""
+    """A `TrainResult` of the shapes `train_sweep(*args, **kwargs)` returns, filled with smooth stand-in curves.
+
+    Over the record fraction u in [0, 1]: losses 0.2 + (u - 1/2)² (train) and 0.3 + (u - 3/5)² (test), each
+    with a minimum inside the run; accuracies 1/2 + 2u/5; kernel and Hessian eigenvalues e^{-u}/(i + 1), the
+    i-th below the first; parameter norms e^{-u/2}. Finite, positive and shaped as real curves are, so that
+    the analyses scenarios run on results (minima, log axes, slopes, sorted spectra) accept them and reach
+    their next training program; the values mean nothing.
+    """
     apply_fn, params, data, config = args[:4]
     runs, k = cost.runs, cost.records + 1
     steps = np.minimum(np.arange(k) * config.record_every, config.steps)
+    u = np.broadcast_to(np.linspace(0.0, 1.0, k), (runs, k))
     ones = np.ones((runs, k))
+
+    def spectrum(n):
+        return np.exp(-u)[..., None] / np.arange(1, n + 1)
+
     outputs = apply_fn(jax.tree.map(lambda p: p[0], params), np.asarray(data.x_train[:1])).shape[-1]
     extra = {}
     one = jax.tree.map(lambda p: p[0], params)
@@ -62,10 +74,11 @@ def _fake_result(train_module, cost, args, kwargs):
     for name, fn in (kwargs.get("observables") or {}).items():
         shape = jax.eval_shape(lambda p, fn=fn: fn(p, 0, *first_args), one).shape
         extra[name] = np.ones((runs, k) + tuple(shape))
+    train_loss = 0.2 + (u - 0.5) ** 2
     return train_module.TrainResult(
-        steps=steps, t=np.cumsum(ones, axis=1) - 1, train_loss=ones, weighted_loss=ones, l2=ones, test_loss=ones,
-        train_accuracy=ones, test_accuracy=ones, param_norm=ones,
-        ntk_top=np.ones((runs, k, config.n_eigs)), hessian_top=np.ones((runs, k, config.n_hessian_eigs)),
+        steps=steps, t=np.cumsum(ones, axis=1) - 1, train_loss=train_loss, weighted_loss=train_loss,
+        l2=np.exp(-u), test_loss=0.3 + (u - 0.6) ** 2, train_accuracy=0.5 + 0.4 * u, test_accuracy=0.5 + 0.4 * u,
+        param_norm=np.exp(-u / 2), ntk_top=spectrum(config.n_eigs), hessian_top=spectrum(config.n_hessian_eigs),
         f_train=np.ones((runs, k, len(data.x_train), outputs)) if config.record_outputs else None,
         f_test=np.ones((runs, k, len(data.x_test), outputs)) if config.record_outputs else None,
         diverged_at=np.full(runs, -1), extra=extra, final_params=params,

@@ -47,6 +47,27 @@ def _clean_log_ticks(ax):
         )
 
 
+def _set_scales(ax, xscale, yscale):
+    """Set the axis scales; a log axis with nothing finite and positive to show (every value NaN or
+    <= 0, e.g. a statistic this size leaves undefined) stays linear with a note, instead of failing:
+    matplotlib warns, then raises, on a log axis whose data are all NaN."""
+    data = {"x": [], "y": []}
+    for line in ax.lines:
+        data["x"].append(np.asarray(line.get_xdata(), dtype=float).ravel())
+        data["y"].append(np.asarray(line.get_ydata(), dtype=float).ravel())
+    for collection in ax.collections:
+        for path in collection.get_paths():
+            data["x"].append(path.vertices[:, 0])
+            data["y"].append(path.vertices[:, 1])
+    for axis, scale, set_scale in (("x", xscale, ax.set_xscale), ("y", yscale, ax.set_yscale)):
+        values = np.concatenate(data[axis]) if data[axis] else np.zeros(0)
+        if scale == "log" and not np.any(np.isfinite(values) & (values > 0)):
+            ax.text(0.5, 0.5, f"no finite positive {axis} value to show on a log scale", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=8, color="gray")  # fmt: skip
+            scale = "linear"
+        set_scale(scale)
+
+
 def _check_vector(vector):
     if vector not in _VECTOR:
         raise ValueError(f"`vector` must be one of {_VECTOR}; got {vector!r}")
@@ -96,8 +117,7 @@ def curves(path, panels, *, title=None, width=6.0, vector="pdf"):
             ax.axvline(value, **{"ls": "--", "color": "gray", "lw": 1, "label": label, **(style[0] if style else {})})
         for label, value, *style in panel.get("hlines", []):
             ax.axhline(value, **{"ls": ":", "color": "k", "lw": 1, "label": label, **(style[0] if style else {})})
-        ax.set_xscale(panel.get("xscale", "linear"))
-        ax.set_yscale(panel.get("yscale", "linear"))
+        _set_scales(ax, panel.get("xscale", "linear"), panel.get("yscale", "linear"))
         _label(ax, panel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -63,3 +63,7 @@ def test_a_log_panel_with_nothing_positive_is_drawn_linear_with_a_note(tmp_path)
     assert empty.get_yscale() == "linear" and empty.get_xscale() == "log"  # x has positive values: kept
     assert "no finite positive y value" in empty.texts[0].get_text()
     assert kept.get_yscale() == "log" and not kept.texts
+    # a vertical line's y (axes coordinates 0..1) is not data: it does not keep an empty log axis
+    lines = {**nothing, "experiment": [("tuned", [10, 100], [np.nan, np.nan])], "vlines": [("budget", 50)]}
+    plots.curves(tmp_path / "c.png", [lines])
+    assert (tmp_path / "c.png").exists()

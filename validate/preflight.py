@@ -76,7 +76,7 @@ def _fake_result(train_module, cost, args, kwargs):
         extra[name] = np.ones((runs, k) + tuple(shape))
     train_loss = 0.2 + (u - 0.5) ** 2
     return train_module.TrainResult(
-        steps=steps, t=np.cumsum(ones, axis=1) - 1, train_loss=train_loss, weighted_loss=train_loss,
+        steps=steps, t=np.cumsum(ones, axis=1) - 1, train_loss=train_loss, weighted_loss=train_loss.copy(),
         l2=np.exp(-u), test_loss=0.3 + (u - 0.6) ** 2, train_accuracy=0.5 + 0.4 * u, test_accuracy=0.5 + 0.4 * u,
         param_norm=np.exp(-u / 2), ntk_top=spectrum(config.n_eigs), hessian_top=spectrum(config.n_hessian_eigs),
         f_train=np.ones((runs, k, len(data.x_train), outputs)) if config.record_outputs else None,

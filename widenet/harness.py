@@ -255,7 +255,8 @@ class Context:
 def _finite_seeds(name, values, undefined, inconclusive):
     """Seeds whose statistic is defined, and the INCONCLUSIVE reason when some are not (or there are none)."""
     if values.size == 0:
-        return values, inconclusive or "no seeds to measure" + (f" ({undefined})" if undefined else "")
+        reason = "no seeds to measure" + (f" ({undefined})" if undefined else "")
+        return values, f"{inconclusive}; {reason}" if inconclusive else reason
     defined = np.all(np.isfinite(values.reshape(values.shape[0], -1)), axis=1)
     if defined.all():
         return values, inconclusive

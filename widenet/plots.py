@@ -51,14 +51,20 @@ def _set_scales(ax, xscale, yscale):
     """Set the axis scales; a log axis with nothing finite and positive to show (every value NaN or
     <= 0, e.g. a statistic this size leaves undefined) stays linear with a note, instead of failing:
     matplotlib warns, then raises, on a log axis whose data are all NaN."""
+    from matplotlib.collections import PolyCollection
+
     data = {"x": [], "y": []}
-    for line in ax.lines:
-        data["x"].append(np.asarray(line.get_xdata(), dtype=float).ravel())
-        data["y"].append(np.asarray(line.get_ydata(), dtype=float).ravel())
-    for collection in ax.collections:
-        for path in collection.get_paths():
-            data["x"].append(path.vertices[:, 0])
-            data["y"].append(path.vertices[:, 1])
+    for line in ax.lines:  # a coordinate counts only where it is data (axvline's y, axhline's x are not)
+        x_is_data, y_is_data = line.get_transform().contains_branch_seperately(ax.transData)
+        if x_is_data:
+            data["x"].append(np.asarray(line.get_xdata(), dtype=float).ravel())
+        if y_is_data:
+            data["y"].append(np.asarray(line.get_ydata(), dtype=float).ravel())
+    for collection in ax.collections:  # bands' outlines; a scatter's points are its offsets
+        points = [p.vertices for p in collection.get_paths()] if isinstance(collection, PolyCollection) else []
+        for xy in points + [np.asarray(collection.get_offsets(), dtype=float).reshape(-1, 2)] * (not points):
+            data["x"].append(xy[:, 0])
+            data["y"].append(xy[:, 1])
     for axis, scale, set_scale in (("x", xscale, ax.set_xscale), ("y", yscale, ax.set_yscale)):
         values = np.concatenate(data[axis]) if data[axis] else np.zeros(0)
         if scale == "log" and not np.any(np.isfinite(values) & (values > 0)):

@@ -197,7 +197,7 @@ def run(ctx: harness.Context):
     n_loud = sum(map(loud, rows))
     wrong = [r for r in rows if r["stable"] != (r["growth"] < 0)]
     missed = "runs not as predicted: " + (", ".join(
-        f"seed {r['seed']} at T = {r['T']}, A = {r['A']:g}, η/η* = {r['ratio']:.2f} (growth/period {np.exp(r['growth']):.4f})"
+        f"seed {r['seed']} at T = {r['T']}, A = {r['A']:g}, η/η* = {r['ratio']:.2f} (growth per cycle {np.exp(r['growth']):.4f})"
         for r in wrong) or "none")  # fmt: skip
     plane_runs = f"{len(cfg['plane'])} (T, A) points x {len(plane_ratios)} learning rates per seed, width {largest}"
     result.checks += [
@@ -243,7 +243,7 @@ def run(ctx: harness.Context):
                      title=f"boundary miss vs width ({cfg['seeds']} seeds per width)")  # fmt: skip
     result.figures.append(str(fig.relative_to(ctx.out_dir)))
 
-    table = ["| T | A | cycles | η*·λ_max | η/η* | Floquet | lazy runs as predicted | lazy growth/period (mean) | max‖Φ_t‖ "
+    table = ["| T | A | cycles | η*·λ_max | η/η* | Floquet | lazy runs as predicted | lazy growth per cycle (mean) | max‖Φ_t‖ "
              "| linear max L/L0 (median) | real net max L/L0 (median) | real λ_end/λ_0 (mean) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for t, a in cfg["plane"]:

@@ -67,3 +67,8 @@ def test_a_log_panel_with_nothing_positive_is_drawn_linear_with_a_note(tmp_path)
     lines = {**nothing, "experiment": [("tuned", [10, 100], [np.nan, np.nan])], "vlines": [("budget", 50)]}
     plots.curves(tmp_path / "c.png", [lines])
     assert (tmp_path / "c.png").exists()
+    # a scatter's data are its offsets, not its marker's outline (which has positive coordinates)
+    ax = Figure().subplots()
+    ax.scatter([10, 100], [np.nan, np.nan])
+    plots._set_scales(ax, "log", "log")
+    assert ax.get_yscale() == "linear" and ax.get_xscale() == "log"

@@ -60,9 +60,12 @@ def _set_scales(ax, xscale, yscale):
             data["x"].append(np.asarray(line.get_xdata(), dtype=float).ravel())
         if y_is_data:
             data["y"].append(np.asarray(line.get_ydata(), dtype=float).ravel())
-    for collection in ax.collections:  # bands' outlines; a scatter's points are its offsets
-        points = [p.vertices for p in collection.get_paths()] if isinstance(collection, PolyCollection) else []
-        for xy in points + [np.asarray(collection.get_offsets(), dtype=float).reshape(-1, 2)] * (not points):
+    for collection in ax.collections:
+        if isinstance(collection, PolyCollection):  # a band: its outline
+            blocks = [path.vertices for path in collection.get_paths()]
+        else:  # a scatter: its points are the offsets
+            blocks = [np.asarray(collection.get_offsets(), dtype=float).reshape(-1, 2)]
+        for xy in blocks:
             data["x"].append(xy[:, 0])
             data["y"].append(xy[:, 1])
     for axis, scale, set_scale in (("x", xscale, ax.set_xscale), ("y", yscale, ax.set_yscale)):

@@ -94,9 +94,6 @@ def run(ctx: harness.Context):
     ctx.log(f"  Floquet boundary over {len(periods)} x {len(amps)} (T, A) cells")
     plane_theory = ctx.store.cached(f"{NAME}_{ctx.size}_map", theory_map)
 
-    def boundary(period, amplitude, k=kernel):
-        return oscillatory.stability_boundary(k, _cycle(labels, period, amplitude), eta_max=3.0 / lam, grid=48)
-
     # experiment 1: lazy networks of several widths at one (T, A), a grid of η around the prediction
     # (compare.floquet: each width a vmapped sweep over seeds x ratios, each network's own kernel beside it)
     period, amp = cfg["point"]
@@ -140,7 +137,8 @@ def run(ctx: harness.Context):
     stacked = jax.tree.map(lambda *q: jnp.stack([v for v in q for _ in plane_ratios]), *inits)
     rows = []
     for t, a in cfg["plane"]:
-        eta_ta = boundary(t, a)
+        cycle = _cycle(labels, t, a)  # one weight cycle at this point: the boundary, amplification and theory use it
+        eta_ta = oscillatory.stability_boundary(kernel, cycle, eta_max=3.0 / lam, grid=48)
         lr = np.tile(plane_ratios * eta_ta, n_seeds)
         # the window: plane_cycles, and never fewer steps than the width series' (its `cycles` at T = `period`):
         # inside a shorter one a fast period's transient amplification still dominates the loss
@@ -165,10 +163,9 @@ def run(ctx: harness.Context):
         ctx.log(f"  (T, A) = ({t}, {a:g}) at width {largest}: {n_seeds} seeds, lazy and real networks, "
                 f"η = {plane_ratios} x η*")  # fmt: skip
         out = ctx.store.cached(f"{NAME}_{ctx.size}_alpha{ALPHA:g}_plane_T{t}_A{a:g}_s{n_seeds}", compute_plane)
-        weights = np.tile(_cycle(labels, t, a), (n_cycles, 1))
+        weights = np.tile(cycle, (n_cycles, 1))
         for i, ratio in enumerate(plane_ratios):
-            amplification = float(oscillatory.transient_amplification(kernel, _cycle(labels, t, a),
-                                                                      learning_rate=lr[i]))  # fmt: skip
+            amplification = float(oscillatory.transient_amplification(kernel, cycle, learning_rate=lr[i]))
             for seed in range(n_seeds):
                 run_ = seed * len(plane_ratios) + i
                 linear = oscillatory.function_space_gd(kernel, f0s[seed], d.y_train, weights, learning_rate=lr[i],

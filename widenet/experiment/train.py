@@ -271,11 +271,11 @@ def train_sweep(
     Returns:
         `TrainResult` with a leading run axis.
     """
-    engine, hyper, carry, arrays, n_runs = _setup(
-        apply_fn, params, data, config, learning_rate=learning_rate, l2=l2, key=key, sample_weights=sample_weights,
-        sample_weight_args=sample_weight_args, observables=observables, observable_args=observable_args,
-        devices=devices, run_batch=run_batch,
+    setup = dict(
+        learning_rate=learning_rate, l2=l2, key=key, sample_weights=sample_weights, sample_weight_args=sample_weight_args,
+        observables=observables, observable_args=observable_args, devices=devices,
     )  # fmt: skip
+    engine, hyper, carry, arrays, n_runs = _setup(apply_fn, params, data, config, **setup, run_batch=run_batch)
     n_chunks = -(-config.steps // config.record_every)
     block = _block(n_chunks, progress)
     first = engine.observe(hyper, carry, arrays, 0)
@@ -383,21 +383,17 @@ def sweep_cost(
     compiled, not run, for XLA's FLOP count and memory analysis (`SweepCost`). Use it to size a sweep
     for a device before spending time on it (`python -m validate.preflight`)."""
     started = time.perf_counter()
-    engine, hyper, carry, arrays, n_runs = _setup(
-        apply_fn, params, data, config, learning_rate=learning_rate, l2=l2, key=key, sample_weights=sample_weights,
-        sample_weight_args=sample_weight_args, observables=observables, observable_args=observable_args,
-        devices=devices, run_batch=run_batch,
+    setup = dict(
+        learning_rate=learning_rate, l2=l2, key=key, sample_weights=sample_weights, sample_weight_args=sample_weight_args,
+        observables=observables, observable_args=observable_args, devices=devices,
     )  # fmt: skip
+    engine, hyper, carry, arrays, n_runs = _setup(apply_fn, params, data, config, **setup, run_batch=run_batch)
     n_chunks = -(-config.steps // config.record_every)
     block = _block(n_chunks, progress)
     program = engine.run.lower(hyper, carry, arrays, 0, block).compile()
     counted = program
     if run_batch is not None:  # XLA counts lax.map's body (one group) once: count the vmapped program instead
-        whole = _setup(
-            apply_fn, params, data, config, learning_rate=learning_rate, l2=l2, key=key, sample_weights=sample_weights,
-            sample_weight_args=sample_weight_args, observables=observables, observable_args=observable_args,
-            devices=devices, run_batch=None,
-        )  # fmt: skip
+        whole = _setup(apply_fn, params, data, config, **setup, run_batch=None)
         counted = whole[0].run.lower(*whole[1:4], 0, block).compile()
     record = engine.observe.lower(hyper, carry, arrays, 0).compile()
     # XLA counts a loop body once: the block program is one step and one record of every run

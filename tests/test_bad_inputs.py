@@ -283,6 +283,15 @@ def _cases(tmp):
             ("no threshold", lambda: harness.seed_check("c", [1.0, 2.0]), "below"),
             ("nan", lambda: harness.seed_check("c", [1.0, np.nan], below=1.0), "values"),
         ],
+        "widenet.harness.count_check": [
+            ("tolerance 1", lambda: harness.count_check("c", [False] * 6, tolerance=1.0), "tolerance"),
+            ("tolerance nan", lambda: harness.count_check("c", [False] * 6, tolerance=np.nan), "tolerance"),
+        ],
+        "widenet.harness.miss_rate_interval": [
+            ("no runs", lambda: harness.miss_rate_interval(0, 0), "runs"),
+            ("more misses than runs", lambda: harness.miss_rate_interval(4, 3), "misses"),
+            ("negative misses", lambda: harness.miss_rate_interval(-1, 3), "misses"),
+        ],
         "widenet.harness.write_report": [("size", lambda: harness.write_report([], tmp, size="huge"), "size")],
         "widenet.harness.read_results": [("size", lambda: harness.read_results(tmp, size="huge"), "size")],
         "widenet.plots.curves": [("no panels", lambda: plots.curves(tmp / "a.png", []), "panels")],

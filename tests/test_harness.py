@@ -128,3 +128,41 @@ def test_an_unpaired_rate_is_the_slope_of_the_seed_mean_with_a_delta_method_inte
         lo, hi = harness.rate_check("miss", x, sample, exponent=-0.5, paired=False).interval
         hits += lo <= -0.5 <= hi
     assert 0.90 <= hits / 400 <= 0.995
+
+
+def test_count_check_is_the_every_run_rule():
+    # no miss in 30 runs: the one-sided 95% bound 1 - 0.05^(1/30) = 0.0950 < 1/2, a pass
+    ok = harness.count_check("phases", np.zeros(30, bool))
+    assert ok.verdict == "pass" and ok.n == 30 and ok.value == 0.0
+    assert ok.interval == pytest.approx((0.0, 1 - 0.05 ** (1 / 30)), abs=1e-15)
+    assert "0 of 30 runs missed" in ok.measured_text() and "upper bound < 0.5" in ok.criterion_text()
+    # one counterexample in 40 runs refutes a per-run prediction: FAIL, not an average near 1
+    one = harness.count_check("phases", np.r_[np.zeros(39, bool), True])
+    assert one.verdict == "FAIL" and one.value == pytest.approx(1 / 40) and "1 of 40" in one.measured_text()
+    # n = 5 is the fewest runs whose bound excludes a chance-level miss rate 1/2: 1 - 0.05^(1/5) = 0.451, 1 - 0.05^(1/4) = 0.527
+    assert harness.count_check("c", np.zeros(5, bool)).verdict == "pass"
+    four = harness.count_check("c", np.zeros(4, bool))
+    assert four.verdict == "INCONCLUSIVE" and "4 runs cannot bound" in four.inconclusive
+    assert harness.count_check("c", np.zeros(30, bool), tolerance=0.05).verdict == "INCONCLUSIVE"
+    empty = harness.count_check("c", np.zeros(0, bool))
+    assert empty.verdict == "INCONCLUSIVE" and empty.n == 0 and empty.measured_text() == "no runs"
+    assert harness.count_check("c", np.zeros(9, bool), inconclusive="window too short").verdict == "INCONCLUSIVE"
+    # the verdict survives the report's JSON round trip
+    back = harness.ScenarioResult.from_dict(harness.ScenarioResult("s", "t", "c", [one, ok]).to_dict())
+    assert [c.verdict for c in back.checks] == ["FAIL", "pass"]
+
+
+def test_miss_rate_interval_is_the_exact_binomial_one():
+    from scipy import stats
+
+    for misses, runs in [(1, 40), (3, 10), (7, 7), (0, 12)]:
+        lo, hi = harness.miss_rate_interval(misses, runs)
+        # independent route: the ends are where the binomial tails hold 2.5% (Clopper & Pearson 1934)
+        if misses > 0:
+            assert stats.binom.sf(misses - 1, runs, lo) == pytest.approx(0.025, rel=1e-9)
+        else:
+            assert lo == 0.0
+        if misses < runs:
+            assert stats.binom.cdf(misses, runs, hi) == pytest.approx(0.025, rel=1e-9)
+        else:
+            assert hi == 1.0

@@ -35,6 +35,8 @@ __all__ = [
     "rate_check",
     "seed_interval",
     "seed_check",
+    "count_check",
+    "miss_rate_interval",
     "write_report",
     "read_results",
 ]
@@ -102,6 +104,10 @@ class Check:
     kind: "agreement" (theory vs experiment or route vs route), "rate" (a slope in width or size),
     or "control" (a rival theory that must be measurably wrong: passes when it fails).
 
+    direction "0" is the every-run rule (`count_check`): `value` is the share of `n` runs whose outcome
+    the theory predicted wrong, `interval` its 95% Clopper–Pearson interval (one-sided with no miss); any miss FAILs, and no miss
+    passes only when the one-sided 95% upper bound on the miss rate lies below `threshold` (1/2).
+
     With `interval` (a 95% interval of the statistic over `n` seeds), the check passes only when the
     whole interval lies on the right side of the threshold; when the interval straddles it, the size
     cannot decide the claim and the verdict is INCONCLUSIVE. `inconclusive` gives a reason to report
@@ -111,7 +117,7 @@ class Check:
     name: str
     value: float
     threshold: float
-    direction: str  # "<": value must be below threshold; ">": above; "~": interval must contain it, not 0
+    direction: str  # "<": below threshold; ">": above; "~": interval contains it, not 0; "0": no miss (count_check)
     kind: str = "agreement"
     note: str = ""
     interval: tuple[float, float] | None = None
@@ -125,6 +131,10 @@ class Check:
             return "INCONCLUSIVE"
         if not np.isfinite(self.value):
             return "FAIL"
+        if self.direction == "0":  # the every-run rule: one counterexample refutes a per-run prediction
+            if self.value > 0:
+                return "FAIL"
+            return "pass" if _upper_miss_rate(self.n) < self.threshold else "INCONCLUSIVE"
         if self.direction == "~":  # a rate against the exponent the theory predicts
             lo, hi = self.interval
             if not lo <= self.threshold <= hi:
@@ -146,6 +156,12 @@ class Check:
 
     def measured_text(self):
         """The value, its interval and n as the report prints them."""
+        if self.direction == "0":
+            if not self.n:
+                return "no runs"
+            misses = round(self.value * self.n)
+            return (f"{misses} of {self.n} runs missed; miss rate {_fmt(self.value)} "
+                    f"[{_fmt(self.interval[0])}, {_fmt(self.interval[1])}]")  # fmt: skip
         text = _fmt(self.value)
         if self.interval is not None:
             text += f" [{_fmt(self.interval[0])}, {_fmt(self.interval[1])}]"
@@ -157,6 +173,8 @@ class Check:
         """The pass criterion as the report prints it."""
         if self.direction == "~":
             return f"95% interval contains {_fmt(self.threshold)} and excludes 0"
+        if self.direction == "0":
+            return f"no miss, and the miss rate's one-sided 95% upper bound < {_fmt(self.threshold)}"
         if self.interval is None:
             return f"{self.direction} {_fmt(self.threshold)}"
         side = "upper" if self.direction == "<" else "lower"
@@ -340,6 +358,50 @@ def seed_check(name, values, *, below=None, above=None, kind="agreement", note="
     mean, lo, hi = seed_interval(values)
     return check(name, mean, below=below, above=above, kind=kind, note=note, interval=(lo, hi), n=values.size,
                  inconclusive=inconclusive)  # fmt: skip
+
+
+def miss_rate_interval(misses, runs, confidence=0.95):
+    """The two-sided Clopper–Pearson (exact binomial) interval of a miss rate `misses / runs`."""
+    from scipy import stats
+
+    check_range("runs", runs, low=1, meaning="a number of runs")
+    check_range("misses", misses, low=0, high=runs, meaning="runs the theory got wrong")
+    tail = (1 - confidence) / 2
+    lo = 0.0 if misses == 0 else float(stats.beta.ppf(tail, misses, runs - misses + 1))
+    hi = 1.0 if misses == runs else float(stats.beta.ppf(1 - tail, misses + 1, runs - misses))
+    return lo, hi
+
+
+def _upper_miss_rate(runs, confidence=0.95):
+    """One-sided upper confidence bound on the miss rate after `runs` runs without a miss: 1 - (1 - c)^(1/n)."""
+    return 1.0 - (1.0 - confidence) ** (1.0 / runs) if runs else 1.0
+
+
+def count_check(name, missed, *, kind="agreement", note="", inconclusive="", tolerance=0.5):
+    """The every-run rule: a theory that predicts each run's outcome (its phase, stability, divergence) is
+    checked by counting the runs it got wrong.
+
+    `missed` is one boolean per run (True: the outcome is not the predicted one); runs are independent
+    (seeds, or seeds x settings). The report gives the misses, n and the miss rate's 95% Clopper–Pearson
+    interval (one-sided, [0, 1 - 0.05^(1/n)], when there is no miss). Verdict: any miss FAILs (a counterexample to a per-run prediction is not noise to be
+    averaged); no miss passes when the runs are enough to exclude a miss rate of `tolerance` — the one-sided
+    95% upper bound 1 - 0.05^(1/n) below it (n >= 5 at the default 1/2, a theory right only by chance on a
+    two-way outcome) — and is INCONCLUSIVE with fewer runs. Runs the theory cannot decide (e.g. a window
+    shorter than its own transient) are left out by the scenario beforehand, by a rule computed from the
+    theory alone, and named in `note`.
+    """
+    missed = np.asarray(missed, dtype=bool).ravel()
+    check_range("tolerance", tolerance, low=0.0, high=1.0, low_open=True, high_open=True)
+    runs, misses = missed.size, int(missed.sum())
+    if runs == 0:
+        reason = "no runs to count"
+        return Check(name, float("nan"), float(tolerance), "0", kind, note, None, 0,
+                     f"{inconclusive}; {reason}" if inconclusive else reason)  # fmt: skip
+    # with no miss, the one-sided interval [0, 1 - 0.05^(1/n)] the verdict uses; else the two-sided one
+    interval = (0.0, _upper_miss_rate(runs)) if misses == 0 else miss_rate_interval(misses, runs)
+    if not inconclusive and misses == 0 and _upper_miss_rate(runs) >= tolerance:
+        inconclusive = f"{runs} runs cannot bound the miss rate below {tolerance:g}"
+    return Check(name, misses / runs, float(tolerance), "0", kind, note, interval, runs, inconclusive)
 
 
 def fit_slope(x, y):

@@ -141,7 +141,7 @@ def _one_net(ctx, spec, seeds):
     right, rival_right = np.mean(predicted == spiked, axis=1), np.mean(rival == spiked, axis=1)
     undefined = "a seed without a spiking stage after the first: nothing to compare with its null"
     checks = [
-        harness.check(f"{tag}: runs that diverged (of {seeds})", float(np.sum(out["diverged_at"] >= 0)), below=0.5),
+        harness.count_check(f"{tag}: runs that diverge (none may)", out["diverged_at"] >= 0),
         harness.seed_check(f"{tag}: share of stages whose spike/no-spike matches η·λ_max(start) > 2, per seed", right,
                            above=0.8, note=f"{int(np.sum(predicted == spiked))} of {spiked.size} (seed, stage) pairs"),
         harness.seed_check(f"{tag}: log λ_max(end/start) over a spiking stage minus its paired branch with η not raised "

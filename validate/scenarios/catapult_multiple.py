@@ -77,8 +77,7 @@ def run(ctx: harness.Context):
     catapults = np.where(spiked, 1.0, np.nan)
     undefined = "a seed without any spiking stage has no catapult to measure"
     result.checks += [
-        harness.check(f"runs that diverged (of {seeds}; the initial-kernel theory says all do)", np.sum(run["diverged_at"] >= 0),
-                      below=0.5),
+        harness.count_check("runs that diverge (none may; the initial-kernel theory says all do)", run["diverged_at"] >= 0),
         harness.seed_check("share of stages whose spike/no-spike matches η·λ_max(start) > 2, per seed", right, above=0.8,
                            note=f"{int(np.sum(predicted == spiked))} of {spiked.size} (seed, stage) pairs"),
         harness.seed_check("spiking stages per seed", spiked.sum(axis=1), above=1.5, note="a schedule with at least 2 catapults"),

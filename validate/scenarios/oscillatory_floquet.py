@@ -37,7 +37,7 @@ SIZES = {
     "default": dict(sizes=(60, 20, 20), widths=(128, 512, 1024), seeds=5, point=(2, 30.0), ratios=(0.86, 1.14, 11),
                     cycles=40, plane=((2, 30.0), (5, 70.0), (20, 10.0), (40, 30.0)), plane_ratios=(0.9, 1.1),
                     plane_cycles=8, plane_seeds=5, map_periods=(2, 3, 5, 10, 20, 40), map_amplitudes=(1.0, 3.0, 10.0, 30.0, 70.0),
-                    map_grid=24, map_rtol=1e-6),
+                    map_grid=16, map_rtol=1e-5),
     "paper": dict(sizes=(120, 40, 40), widths=(256, 1024, 4096, 16384), seeds=8, point=(2, 30.0), ratios=(0.9, 1.1, 21),
                   cycles=60, plane=((2, 30.0), (5, 70.0), (20, 10.0), (40, 30.0), (100, 70.0)),
                   plane_ratios=(0.95, 1.05), plane_cycles=12, plane_seeds=8, map_periods=(2, 3, 5, 10, 20, 40, 100, 200),
@@ -81,8 +81,9 @@ def run(ctx: harness.Context):
         edge = np.zeros((len(amps), len(periods)))
         for i, a in enumerate(amps):
             for j, t in enumerate(periods):
-                # a figure (3 decimals), no check: at default a 24-point scan to rtol 1e-6 (48 and 1e-8 until
-                # 2026-12-07: the same default map to 1e-6, measured, in half the time); paper keeps 48 and 1e-8
+                # a figure (3 decimals), no check: at default a 16-point scan to rtol 1e-5 (48 and 1e-8, then 24
+                # and 1e-6, until 2026-12-07; against 24 and 1e-6, 16 and 1e-4 moved no cell by more than 9e-5,
+                # measured); paper keeps 48 and 1e-8
                 edge[i, j] = lam * oscillatory.stability_boundary(
                     kernel, _cycle(labels, t, a), eta_max=3.0 / lam, grid=cfg["map_grid"], rtol=cfg["map_rtol"]
                 )
@@ -117,8 +118,12 @@ def run(ctx: harness.Context):
         growth=np.stack([p["growth"] for p in parts]), train_loss=np.stack([p["train_loss"] for p in parts]),
     )  # fmt: skip
     measured = comp.measured_boundary()  # (W, S) in units of the infinite-width η*
-    clear = (comp.growth > compare.CLEAR_GROWTH) & (comp.growth < FAST_GROWTH)
-    rate_gaps = np.abs(comp.growth[clear] / comp.own_log_radius[clear] - 1)
+    clear = (comp.growth > compare.CLEAR_GROWTH) & (comp.growth < FAST_GROWTH)  # (W, S, R)
+    with np.errstate(divide="ignore", invalid="ignore"):  # only the clearly growing runs' gaps are kept
+        gaps = np.where(clear, np.abs(comp.growth / comp.own_log_radius - 1), np.nan)
+    rate_gaps = gaps[clear]
+    # a seed's max over its clearly growing runs (NaN, left out as undefined, when it has none)
+    seed_gaps = np.array([np.nanmax(g) if np.isfinite(g).any() else np.nan for g in gaps.transpose(1, 0, 2)])
     own_gap = np.abs(measured * comp.eta_star / comp.own_eta_star - 1)  # (W, S)
     widths = np.array(cfg["widths"], dtype=float)
     miss = np.abs(measured - 1.0)  # (W, S)
@@ -164,6 +169,14 @@ def run(ctx: harness.Context):
                 f"η = {plane_ratios} x η*")  # fmt: skip
         out = ctx.store.cached(f"{NAME}_{ctx.size}_alpha{ALPHA:g}_plane_T{t}_A{a:g}_s{n_seeds}", compute_plane)
         weights = np.tile(cycle, (n_cycles, 1))
+        # the infinite-width theory over the lazy runs' own window and start (g = 0): where its growth per cycle
+        # does not have the sign of its Floquet radius, the window is too short to decide the run (none at default)
+        window_sign = []
+        for eta_i in lr[: len(plane_ratios)]:
+            own = oscillatory.function_space_gd(kernel, np.zeros_like(d.y_train), d.y_train, weights,
+                                                learning_rate=eta_i, loss="mse")  # fmt: skip
+            window_loss = 0.5 * np.sum((np.asarray(own) - d.y_train) ** 2, axis=(1, 2))[:: 3 * t]
+            window_sign.append(compare.growth_per_cycle(window_loss) < 0)
         for i, ratio in enumerate(plane_ratios):
             amplification = float(oscillatory.transient_amplification(kernel, cycle, learning_rate=lr[i]))
             for seed in range(n_seeds):
@@ -173,6 +186,7 @@ def run(ctx: harness.Context):
                 linear_loss = 0.5 * np.sum((np.asarray(linear) - d.y_train) ** 2, axis=(1, 2))
                 real = out["real_loss"][run_]
                 rows.append(dict(T=t, A=a, cycles=n_cycles, seed=seed, edge=eta_ta * lam, ratio=ratio, stable=ratio < 1,
+                                 decided=window_sign[i] == (ratio < 1),
                                  growth=compare.growth_per_cycle(out["lazy_loss"][run_]), static=lr[i] < 2.0 / lam,
                                  amplification=amplification, linear_rise=linear_loss.max() / linear_loss[0],
                                  real_rise=np.nanmax(real) / real[0], kernel_drop=out["real_lam_end"][run_] / lam0[seed]))  # fmt: skip
@@ -182,26 +196,28 @@ def run(ctx: harness.Context):
         chosen = [[r for r in rows if r["seed"] == s and where(r)] for s in range(n_seeds)]
         return np.array([statistic(rs) if rs else np.nan for rs in chosen])
 
-    as_floquet = per_seed(lambda rs: np.mean([r["stable"] == (r["growth"] < 0) for r in rs]))
-    as_static = per_seed(lambda rs: np.mean([r["static"] == (r["growth"] < 0) for r in rs]))
+    as_static = per_seed(lambda rs: np.mean([r["static"] == (r["growth"] < 0) for r in rs]), lambda r: r["decided"])
     quiet_gap = per_seed(
         lambda rs: max(abs(r["real_rise"] / r["linear_rise"] - 1) for r in rs),
         lambda r: r["stable"] and r["linear_rise"] < 20,
     )  # linear theory: the loss rises < 20-fold
     loud = lambda r: r["stable"] and r["linear_rise"] > 1e3  # noqa: E731 - a 1000-fold rise, far into the non-linear range
-    loud_catapults = per_seed(lambda rs: np.mean([r["kernel_drop"] < 0.9 for r in rs]), loud)
     n_quiet = sum(r["stable"] and r["linear_rise"] < 20 for r in rows)
     n_loud = sum(map(loud, rows))
-    wrong = [r for r in rows if r["stable"] != (r["growth"] < 0)]
+    undecided = [r for r in rows if not r["decided"]]
+    window_note = "; left out (the theory's own window growth has the other sign): " + (", ".join(
+        f"seed {r['seed']} at T = {r['T']}, A = {r['A']:g}, η/η* = {r['ratio']:.2f}" for r in undecided) or "none")  # fmt: skip
+    wrong = [r for r in rows if r["decided"] and r["stable"] != (r["growth"] < 0)]
     missed = "runs not as predicted: " + (", ".join(
         f"seed {r['seed']} at T = {r['T']}, A = {r['A']:g}, η/η* = {r['ratio']:.2f} (growth per cycle {np.exp(r['growth']):.4f})"
         for r in wrong) or "none")  # fmt: skip
     plane_runs = f"{len(cfg['plane'])} (T, A) points x {len(plane_ratios)} learning rates per seed, width {largest}"
     result.checks += [
-        harness.check(f"lazy networks: growth per cycle vs log Floquet radius of their own full output kernel, max rel. "
-                      f"gap (runs growing {compare.CLEAR_GROWTH:g}-{FAST_GROWTH:g} per cycle, {len(cfg['widths'])} widths x {cfg['seeds']} seeds)",
-                      np.max(rate_gaps), below=0.02, note=f"median {np.median(rate_gaps):.1e} over {rate_gaps.size} runs; "
-                      "the slowest-growing runs have not fully outgrown the other modes in the window"),
+        harness.seed_check(f"lazy networks: growth per cycle vs log Floquet radius of their own full output kernel, a "
+                           f"seed's max rel. gap over its runs growing {compare.CLEAR_GROWTH:g}-{FAST_GROWTH:g} per cycle "
+                           f"({len(cfg['widths'])} widths)", seed_gaps, below=0.02, undefined="no clearly growing run",
+                           note=f"median {np.median(rate_gaps):.1e} over {rate_gaps.size} runs; per seed "
+                           + ", ".join(f"{v:.3f}" for v in seed_gaps)),
         harness.seed_check(f"width {largest}: |measured boundary / the network's own kernel's η* - 1| (extrapolated "
                            "from the grid)", own_gap[-1], below=5e-3, undefined=UNBRACKETED),
         harness.seed_check(f"width {largest}: |measured / infinite-width η* - 1| (T = {period}, A = {amp:g})",
@@ -211,14 +227,14 @@ def run(ctx: harness.Context):
                            undefined=UNBRACKETED, paired=False),
         harness.seed_check(f"control width {largest}: static edge 2/λ_max's miss minus the Floquet boundary's, same runs",
                            static_miss - miss[-1], above=0.0, kind="control", undefined=UNBRACKETED),
-        harness.seed_check(f"stability across {plane_runs}: fraction of a seed's lazy runs as the Floquet prediction",
-                           as_floquet, above=0.999, note=missed),
+        harness.count_check(f"stability across {plane_runs}: lazy runs not as the Floquet prediction ({n_seeds} seeds)",
+                            [r["stable"] != (r["growth"] < 0) for r in rows if r["decided"]], note=missed + window_note),
         harness.seed_check("real networks (α = 1) below η* where linear theory keeps the loss rise < 20x: a seed's max "
                            "rel. gap of max L/L0 to linear theory (Θ_∞, the net's own f0)", quiet_gap, below=0.15,
                            note=f"{n_quiet} runs over {n_seeds} seeds; per seed " + ", ".join(f"{v:.3f}" for v in quiet_gap), undefined="no run of the seed in that range"),
-        harness.seed_check("real networks below η* where linear theory predicts a > 1000x rise: fraction of a seed's "
-                           "runs that catapult (kernel falls, λ_end/λ_0 < 0.9)", loud_catapults, above=0.999,
-                           note=f"{n_loud} runs over {n_seeds} seeds", undefined="no run of the seed in that range"),
+        harness.count_check("real networks below η* where linear theory predicts a > 1000x rise: runs that do not "
+                            "catapult (a catapult: the kernel falls, λ_end/λ_0 < 0.9)",
+                            [r["kernel_drop"] >= 0.9 for r in rows if loud(r)], note=f"{n_loud} runs over {n_seeds} seeds"),
         harness.seed_check("control: fraction of a seed's lazy runs the static edge η < 2/λ_max classifies right, "
                            "same runs", as_static, below=0.8, kind="control"),
     ]  # fmt: skip

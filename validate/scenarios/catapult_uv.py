@@ -120,9 +120,10 @@ def run(ctx: harness.Context):
         "| n | peak step (uv map) | predicted t_peak |\n|---|---|---|\n"
         + "\n".join(f"| {w:.0e} | {s} | {p:.1f} |" for w, s, p in zip(cfg["widths"], peak_steps, predicted))
     )
-    fig = plots.curves(ctx.figure_path("catapult_uv.png"), panels, title=TITLE, width=4.6)
+    shown = f" (the first of {seeds} inits; the checks take every run)"
+    fig = plots.curves(ctx.figure_path("catapult_uv.png"), panels, title=TITLE + shown, width=4.6)
     fig_kernel = plots.curves(ctx.figure_path("catapult_uv_kernel.png"), kernel_panels,
-                              title="uv model: the tangent kernel λ against 2/η (same runs)", width=4.6)  # fmt: skip
+                              title="uv model: the tangent kernel λ against 2/η, the same runs" + shown, width=4.6)  # fmt: skip
     result.figures += [str(fig.relative_to(ctx.out_dir)), str(fig_kernel.relative_to(ctx.out_dir))]
     result.seconds = time.perf_counter() - started
     return result

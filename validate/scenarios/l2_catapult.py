@@ -94,7 +94,7 @@ def _uv(ctx, cfg, result):
     steps_axis = np.arange(steps + 1)
     shown = lambda v, floor: np.where(v > floor, v, np.nan)  # noqa: E731  (rivals drawn down to a floor)
     return [
-        {"title": f"(A) uv, width {n}: loss ½(f - 1)²", "xlabel": "step", "ylabel": "loss", "xscale": "log",
+        {"title": f"(A) uv, width {n} (init 0 of {seeds}): loss ½(f - 1)²", "xlabel": "step", "ylabel": "loss", "xscale": "log",
          "yscale": "log",
          "experiment": [("trained network", steps_axis[1:], loss[1:], {"color": "C0"})],
          "theory": [("uv map with L2", steps_axis[1:], 0.5 * (f_map[1:] - 1) ** 2, {"color": "k", "lw": 1}),

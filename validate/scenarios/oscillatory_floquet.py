@@ -81,7 +81,7 @@ def run(ctx: harness.Context):
         edge = np.zeros((len(amps), len(periods)))
         for i, a in enumerate(amps):
             for j, t in enumerate(periods):
-                # a figure (3 decimals), no check: at default a 16-point scan to rtol 1e-5 (48 and 1e-8, then 24
+                # a figure (2 decimals shown), no check: at default a 16-point scan to rtol 1e-5 (48 and 1e-8, then 24
                 # and 1e-6, until 2026-12-07; against 24 and 1e-6, 16 and 1e-4 moved no cell by more than 9e-5,
                 # measured); paper keeps 48 and 1e-8
                 edge[i, j] = lam * oscillatory.stability_boundary(

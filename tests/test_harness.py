@@ -166,3 +166,34 @@ def test_miss_rate_interval_is_the_exact_binomial_one():
             assert stats.binom.cdf(misses, runs, hi) == pytest.approx(0.025, rel=1e-9)
         else:
             assert hi == 1.0
+
+
+def test_count_check_verdict_edges_and_seed_grouping():
+    import json
+
+    # a miss FAILs at any n, and whatever reason the caller gave to call the check undecided
+    assert harness.count_check("c", [True, False, False]).verdict == "FAIL"
+    assert harness.count_check("c", [True] + [False] * 9, inconclusive="window short").verdict == "FAIL"
+    one = harness.count_check("c", np.r_[np.zeros(39, bool), True])
+    assert one.interval == harness.miss_rate_interval(1, 40)
+    # the verdict itself applies the bound (a Check built directly, no reason string)
+    assert harness.Check("c", 0.0, 0.5, "0", n=30, interval=(0.0, 0.095)).verdict == "pass"
+    assert harness.Check("c", 0.0, 0.5, "0", n=3, interval=(0.0, 0.63)).verdict == "INCONCLUSIVE"
+    assert harness.Check("c", 0.0, 0.5, "0", n=3).measured_text() == "0 of 3 runs missed; miss rate 0"
+    # runs that share a seed are one unit: a seed misses when any of its runs does
+    grid = np.zeros((5, 6), bool)
+    grid[2, 4] = True
+    by_seed = harness.count_check("c", grid)
+    assert by_seed.n == 5 and by_seed.unit == "seeds" and by_seed.value == pytest.approx(0.2)
+    assert by_seed.verdict == "FAIL" and "1 of 30 runs missed over 5 seeds" in by_seed.note
+    ragged = harness.count_check("c", [False] * 7, seeds=[0, 0, 0, 1, 2, 3, 4])
+    assert ragged.n == 5 and ragged.verdict == "pass" and "0 of 7 runs" in ragged.note
+    assert harness.count_check("c", [False] * 6, seeds=[0, 0, 1, 1, 2, 2]).verdict == "INCONCLUSIVE"  # 3 seeds
+    with pytest.raises(ValueError, match="seeds"):
+        harness.count_check("c", [False] * 3, seeds=[0, 1])
+    # through real JSON (lists for tuples, NaN for an empty count)
+    empty = harness.count_check("c", np.zeros((0, 3), bool))
+    text = json.dumps(harness.ScenarioResult("s", "t", "c", [by_seed, ragged, empty]).to_dict())
+    back = harness.ScenarioResult.from_dict(json.loads(text))
+    assert [c.verdict for c in back.checks] == ["FAIL", "pass", "INCONCLUSIVE"]
+    assert back.checks[0].interval == by_seed.interval and back.checks[0].unit == "seeds"

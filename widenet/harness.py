@@ -123,17 +123,18 @@ class Check:
     interval: tuple[float, float] | None = None
     n: int | None = None
     inconclusive: str = ""
+    unit: str = "runs"  # what `n` counts in a count_check: independent runs, or seeds
 
     @property
     def verdict(self):
         """One of `pass`, `FAIL` or `INCONCLUSIVE`."""
+        if self.direction == "0" and np.isfinite(self.value) and self.value > 0:
+            return "FAIL"  # the every-run rule: one counterexample refutes a per-run prediction, whatever else
         if self.inconclusive:
             return "INCONCLUSIVE"
         if not np.isfinite(self.value):
             return "FAIL"
-        if self.direction == "0":  # the every-run rule: one counterexample refutes a per-run prediction
-            if self.value > 0:
-                return "FAIL"
+        if self.direction == "0":
             return "pass" if _upper_miss_rate(self.n) < self.threshold else "INCONCLUSIVE"
         if self.direction == "~":  # a rate against the exponent the theory predicts
             lo, hi = self.interval
@@ -158,10 +159,9 @@ class Check:
         """The value, its interval and n as the report prints them."""
         if self.direction == "0":
             if not self.n:
-                return "no runs"
-            misses = round(self.value * self.n)
-            return (f"{misses} of {self.n} runs missed; miss rate {_fmt(self.value)} "
-                    f"[{_fmt(self.interval[0])}, {_fmt(self.interval[1])}]")  # fmt: skip
+                return f"no {self.unit}"
+            text = f"{round(self.value * self.n)} of {self.n} {self.unit} missed; miss rate {_fmt(self.value)}"
+            return text + (f" [{_fmt(self.interval[0])}, {_fmt(self.interval[1])}]" if self.interval else "")
         text = _fmt(self.value)
         if self.interval is not None:
             text += f" [{_fmt(self.interval[0])}, {_fmt(self.interval[1])}]"
@@ -377,31 +377,54 @@ def _upper_miss_rate(runs, confidence=0.95):
     return 1.0 - (1.0 - confidence) ** (1.0 / runs) if runs else 1.0
 
 
-def count_check(name, missed, *, kind="agreement", note="", inconclusive="", tolerance=0.5):
+def count_check(name, missed, *, seeds=None, kind="agreement", note="", inconclusive="", tolerance=0.5):
     """The every-run rule: a theory that predicts each run's outcome (its phase, stability, divergence) is
     checked by counting the runs it got wrong.
 
-    `missed` is one boolean per run (True: the outcome is not the predicted one); runs are independent
-    (seeds, or seeds x settings). The report gives the misses, n and the miss rate's 95% Clopper–Pearson
-    interval (one-sided, [0, 1 - 0.05^(1/n)], when there is no miss). Verdict: any miss FAILs (a counterexample to a per-run prediction is not noise to be
-    averaged); no miss passes when the runs are enough to exclude a miss rate of `tolerance` — the one-sided
-    95% upper bound 1 - 0.05^(1/n) below it (n >= 5 at the default 1/2, a theory right only by chance on a
-    two-way outcome) — and is INCONCLUSIVE with fewer runs. Runs the theory cannot decide (e.g. a window
-    shorter than its own transient) are left out by the scenario beforehand, by a rule computed from the
-    theory alone, and named in `note`.
+    `missed`: one boolean per run (True: the outcome is not the predicted one), 1-D when the runs are
+    independent (one per seed), or (seeds, runs per seed) when runs share a seed (its init, its data): such
+    runs are correlated, so the independent unit is the seed, and a seed misses when any of its runs does;
+    `seeds` (one seed label per run of a 1-D `missed`) does the same for seeds with unequal numbers of runs.
+    The report gives the misses, n (runs or seeds) and the miss rate's 95% Clopper–Pearson interval over
+    those units (one-sided, [0, 1 - 0.05^(1/n)], when there is no miss); a 2-D count also gives the runs
+    in `note`. Verdict: any miss FAILs (a counterexample to a per-run prediction is not noise to be
+    averaged), whatever `inconclusive` says; no miss passes when the units are enough to exclude a miss
+    rate of `tolerance` — the one-sided 95% upper bound 1 - 0.05^(1/n) below it (n >= 5 at the default
+    1/2, a theory right only by chance on a two-way outcome) — and is INCONCLUSIVE with fewer. Runs the
+    theory cannot decide (e.g. a window shorter than its own transient) are left out by the scenario
+    beforehand, by a rule computed from the theory alone, and named in `note`.
     """
-    missed = np.asarray(missed, dtype=bool).ravel()
     check_range("tolerance", tolerance, low=0.0, high=1.0, low_open=True, high_open=True)
-    runs, misses = missed.size, int(missed.sum())
-    if runs == 0:
-        reason = "no runs to count"
+    missed = np.asarray(missed, dtype=bool)
+    if missed.ndim not in (1, 2):
+        raise ValueError(f"`missed` must be 1-D (runs) or 2-D (seeds, runs per seed); got shape {missed.shape}")
+    if seeds is not None:
+        seeds = np.asarray(seeds)
+        if missed.ndim != 1 or seeds.shape != missed.shape:
+            raise ValueError(
+                f"`seeds` must give one seed per run of a 1-D `missed` {missed.shape}; got shape {seeds.shape}"
+            )
+    unit = "runs" if missed.ndim == 1 and seeds is None else "seeds"
+    if unit == "seeds":
+        labels = np.unique(seeds) if seeds is not None else None
+        runs_text = f"{int(missed.sum())} of {missed.size} runs missed over " + (
+            f"{len(labels)} seeds" if seeds is not None else f"{missed.shape[0]} seeds, {missed.shape[1]} per seed"
+        )
+        note = f"{runs_text}; {note}" if note else runs_text
+        if seeds is not None:
+            missed = np.array([missed[seeds == label].any() for label in labels], dtype=bool)
+        else:
+            missed = missed.any(axis=1) if missed.shape[1] else np.zeros(0, bool)
+    units, misses = missed.size, int(missed.sum())
+    if units == 0:
+        reason = f"no {unit} to count"
         return Check(name, float("nan"), float(tolerance), "0", kind, note, None, 0,
-                     f"{inconclusive}; {reason}" if inconclusive else reason)  # fmt: skip
+                     f"{inconclusive}; {reason}" if inconclusive else reason, unit)  # fmt: skip
     # with no miss, the one-sided interval [0, 1 - 0.05^(1/n)] the verdict uses; else the two-sided one
-    interval = (0.0, _upper_miss_rate(runs)) if misses == 0 else miss_rate_interval(misses, runs)
-    if not inconclusive and misses == 0 and _upper_miss_rate(runs) >= tolerance:
-        inconclusive = f"{runs} runs cannot bound the miss rate below {tolerance:g}"
-    return Check(name, misses / runs, float(tolerance), "0", kind, note, interval, runs, inconclusive)
+    interval = (0.0, _upper_miss_rate(units)) if misses == 0 else miss_rate_interval(misses, units)
+    if not inconclusive and misses == 0 and _upper_miss_rate(units) >= tolerance:
+        inconclusive = f"{units} {unit} cannot bound the miss rate below {tolerance:g}"
+    return Check(name, misses / units, float(tolerance), "0", kind, note, interval, units, inconclusive, unit)
 
 
 def fit_slope(x, y):

@@ -110,7 +110,8 @@ def run(ctx: harness.Context):
     result.checks += [
         harness.check(f"max rel. error over every run and step, trained network vs uv map ({runs})", max(errors),
                       below=1e-9, n=len(errors), note="an identity: the maximum over runs, not a mean"),
-        harness.count_check(f"runs not in the phase uv_phase predicts (lazy, catapult, divergent; {runs})", missed),
+        harness.count_check(f"runs not in the phase uv_phase predicts (lazy, catapult, divergent; {runs})",
+                            np.reshape(missed, (seeds, len(products)))),
         harness.check("uv map (theory): |d t_peak / d log n - 1/(2 log 2)| / that", abs(slope - slope_pred) / slope_pred,
                       below=0.1, kind="rate", note=f"measured {slope:.3f}, predicted {slope_pred:.3f}"),
         harness.seed_check("control: log10 max rel. error of the constant-kernel model vs each init's catapult run "

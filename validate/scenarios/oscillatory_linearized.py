@@ -68,7 +68,7 @@ def run(ctx: harness.Context):
         sharp = np.asarray(sharpness(kernel, f_theory, jax.vmap(gamma)(jnp.asarray(rec))))
         measured = res.hessian_top[s, :, 0]
         sharp_err.append(np.max(np.abs(measured - sharp) / sharp))
-        missed.append((eta * sharp > 2.0) != (eta * measured > 2.0))  # per record: unstable predicted, not measured
+        missed.append((eta * sharp > 2.0) != (eta * measured > 2.0))  # per record: predicted and measured disagree
         traced_err.append(np.abs(np.asarray(traced)[rec] - res.f_train[s]).max())
         sharps.append((sharp, measured))
     missed = np.array(missed)

@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._checks import check_range
+from ._checks import check_int, check_range
 from .data import Dataset
 from .networks import Network, empirical_ntk
 from .store import RunStore
@@ -364,8 +364,8 @@ def miss_rate_interval(misses, runs, confidence=0.95):
     """The two-sided Clopper–Pearson (exact binomial) interval of a miss rate `misses / runs`."""
     from scipy import stats
 
-    check_range("runs", runs, low=1, meaning="a number of runs")
-    check_range("misses", misses, low=0, high=runs, meaning="runs the theory got wrong")
+    runs = check_int("runs", runs, low=1, meaning="a number of runs")
+    misses = check_int("misses", misses, low=0, high=runs, meaning="runs the theory got wrong")
     tail = (1 - confidence) / 2
     lo = 0.0 if misses == 0 else float(stats.beta.ppf(tail, misses, runs - misses + 1))
     hi = 1.0 if misses == runs else float(stats.beta.ppf(1 - tail, misses + 1, runs - misses))
@@ -404,17 +404,14 @@ def count_check(name, missed, *, seeds=None, kind="agreement", note="", inconclu
             raise ValueError(
                 f"`seeds` must give one seed per run of a 1-D `missed` {missed.shape}; got shape {seeds.shape}"
             )
-    unit = "runs" if missed.ndim == 1 and seeds is None else "seeds"
-    if unit == "seeds":
-        labels = np.unique(seeds) if seeds is not None else None
-        runs_text = f"{int(missed.sum())} of {missed.size} runs missed over " + (
-            f"{len(labels)} seeds" if seeds is not None else f"{missed.shape[0]} seeds, {missed.shape[1]} per seed"
-        )
+    if missed.ndim == 2:  # (seeds, runs per seed): the same as labelling each run with its row
+        seeds, missed = np.repeat(np.arange(missed.shape[0]), missed.shape[1]), missed.ravel()
+    unit = "runs" if seeds is None else "seeds"
+    if seeds is not None:
+        labels = np.unique(seeds)
+        runs_text = f"{int(missed.sum())} of {missed.size} runs missed over {len(labels)} seeds"
         note = f"{runs_text}; {note}" if note else runs_text
-        if seeds is not None:
-            missed = np.array([missed[seeds == label].any() for label in labels], dtype=bool)
-        else:
-            missed = missed.any(axis=1) if missed.shape[1] else np.zeros(0, bool)
+        missed = np.array([missed[seeds == label].any() for label in labels], dtype=bool)
     units, misses = missed.size, int(missed.sum())
     if units == 0:
         reason = f"no {unit} to count"

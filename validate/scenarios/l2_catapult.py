@@ -81,7 +81,7 @@ def _uv(ctx, cfg, result):
         harness.check("(A) uv: max rel. error of the trained network against the uv map with L2 (f and λ, every step "
                       "and init)", max(map_err), below=1e-9, n=seeds, note=f"an identity: the maximum over {runs}"),
         harness.count_check("(A) uv: inits whose η·λ/2 at the catapult's end (loss back below L(0) after its peak) is "
-                            "not < 1 (a catapult ends below 2/η)", np.asarray(half_eta_lam) >= 1.0,
+                            "not < 1 (a catapult ends below 2/η)", ~(np.asarray(half_eta_lam) < 1.0),
                             note="per init: " + ", ".join(f"{v:.3f}" for v in half_eta_lam)),
         harness.seed_check("(A) control: λ at the catapult's end, eq. 2's decay from λ0 (no catapult) minus the map, "
                            "rel. error", control_c, above=0.0, kind="control",

@@ -28,13 +28,14 @@ def _same(a, b):
 def test_a_sweep_round_trips_with_labels_units_and_config(setup, tmp_path):
     d, net, params = setup
     stacked = jax.tree.map(lambda p: jnp.stack([p, p]), params)
-    config = TrainConfig(steps=20, record_every=5, n_eigs=2)
+    config = TrainConfig(steps=20, record_every=5, n_eigs=2, record_step_loss=True)
     res = train_sweep(net.apply_fn, stacked, d, config, learning_rate=jnp.array([0.01, 80.0]),
                       observables={"norm0": lambda p, s: jnp.linalg.norm(p[0][0])})  # fmt: skip
     assert res.diverged_at[1] >= 0  # NaN records after divergence must survive too
     ds = results.from_train(res, config=config)
     assert ds["train_loss"].dims == ("run", "record") and ds["ntk_top"].dims == ("run", "record", "ntk_eig")
     assert ds["f_train"].dims == ("run", "record", "train_sample", "output")
+    assert ds["step_loss"].dims == ("run", "update") and ds.sizes["update"] == 20
     assert list(ds["step"].values) == [0, 5, 10, 15, 20] and "gradient-flow time" in ds["t"].attrs["units"]
     assert json.loads(ds.attrs["config"])["steps"] == 20
     path = results.save(ds, tmp_path / "sweep.nc")
@@ -52,6 +53,7 @@ def test_a_sweep_round_trips_with_labels_units_and_config(setup, tmp_path):
         "f_train",
         "f_test",
         "diverged_at",
+        "step_loss",
     ):
         assert _same(getattr(back, name), getattr(res, name)), name
     assert _same(back.extra["norm0"], res.extra["norm0"])
@@ -66,6 +68,7 @@ def test_a_single_run_and_a_theory_solution_round_trip(setup, tmp_path):
     res = train(net.apply_fn, params, d, TrainConfig(steps=6, record_every=3), learning_rate=0.01)
     back = results.train_result(results.load(results.save(results.from_train(res), tmp_path / "one.nc")))
     assert _same(back.train_loss, res.train_loss) and back.ntk_top.shape == res.ntk_top.shape
+    assert res.step_loss is None and back.step_loss is None
     assert len(back.final_params) == len(jax.tree.leaves(params))  # leaves without a template
     sol = l2h.mse_solution(jnp.linspace(0, 2, 5), jnp.eye(3) + 0.5, jnp.ones((3, 1)), jnp.zeros((3, 1)), l2=0.1, k=2.0,
                            ntk_test_train=jnp.ones((2, 3)), f0_test=jnp.zeros((2, 1)))  # fmt: skip

@@ -18,6 +18,22 @@ from pathlib import Path
 import jax
 
 
+def _matmul_rate(n=1024, repeats=5):
+    """This machine's float64 matmul rate now, in GFLOP/s (n x n products, best of `repeats` after a warm-up):
+    the harness's wall time on a shared machine is comparable between runs only at similar rates."""
+    import jax.numpy as jnp
+
+    a = jnp.ones((n, n), dtype=jnp.float64)
+    product = jax.jit(lambda u, v: u @ v)
+    product(a, a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product(a, a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best / 1e9
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m validate", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="validation-report", help="output folder (default: validation-report)")
@@ -61,6 +77,8 @@ def main(argv=None):
     # --only adds to an earlier report of the same size instead of replacing it
     earlier = {r.name: r for r in harness.read_results(out, size=args.size)} if args.only else {}
     fresh = {}
+    rate_before = _matmul_rate()
+    print(f"machine: float64 matmul {rate_before:.1f} GFLOP/s", flush=True)
     started = time.perf_counter()
     for i, module in enumerate(chosen, 1):
         print(f"[{i}/{len(chosen)}] {module.NAME}: {module.TITLE}", flush=True)
@@ -83,9 +101,11 @@ def main(argv=None):
         harness.write_report(results, out, size=args.size)  # a partial report survives an interruption
     report = out / "report.md"
     counts = {v: sum(r.verdict == v for r in fresh.values()) for v in ("PASS", "INCONCLUSIVE", "FAIL")}
+    elapsed = time.perf_counter() - started
     print(
         f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['INCONCLUSIVE']} inconclusive of "
-        f"{len(fresh)} scenarios in {time.perf_counter() - started:.0f} s; report: {report}"
+        f"{len(fresh)} scenarios in {elapsed:.0f} s; report: {report}\n"
+        f"machine: float64 matmul {rate_before:.1f} GFLOP/s before the scenarios, {_matmul_rate():.1f} after"
     )
     return 1 if counts["FAIL"] else 0
 

@@ -82,6 +82,7 @@ def _fake_result(train_module, cost, args, kwargs):
         f_train=np.ones((runs, k, len(data.x_train), outputs)) if config.record_outputs else None,
         f_test=np.ones((runs, k, len(data.x_test), outputs)) if config.record_outputs else None,
         diverged_at=np.full(runs, -1), extra=extra, final_params=params,
+        step_loss=0.2 + (np.linspace(0.0, 1.0, config.steps) - 0.5) ** 2 * np.ones((runs, 1)) if config.record_step_loss else None,
     )  # fmt: skip
 
 

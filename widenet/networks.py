@@ -6,6 +6,7 @@ of homogeneity $k$ ($f_{a\\theta}(x) = a^k f_\\theta(x)$ for all $a > 0$), or No
 not homogeneous (biases, tanh, erf...).
 """
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -322,20 +323,23 @@ def empirical_ntk(apply_fn, *, implementation=3):
             (`Network.ntk_implementation`).
 
     Returns:
-        `ntk(x1, x2, params)`; `x2=None` means `x1`.
+        `ntk(x1, x2, params)`, jitted; `x2=None` means `x1`. (neural-tangents' function is not: called
+        eagerly it runs op by op, compiling each operation: at n = 800, width 256, five kernels and
+        their top eigenvalues took 4.8 s that way and 1.7 s jitted, on 2 cores.)
     """
     _check_apply_fn(apply_fn)
     check_int("implementation", implementation, low=1, high=3, meaning="neural-tangents' empirical-NTK route")
-    return _nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=implementation)
+    return jax.jit(_nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=implementation))
 
 
 def empirical_ntk_full(apply_fn):
     """Full empirical output kernel $\\Theta^{cd}(x_1, x_2) = \\nabla f_c(x_1)\\cdot\\nabla f_d(x_2)$: (n1, n2, C, C).
 
     The linearised network's function-space GD is exact with this kernel (cross-output terms kept).
+    Returns `ntk(x1, x2, params)`, jitted, as `empirical_ntk`.
     """
     _check_apply_fn(apply_fn)
-    return _nt.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=3)
+    return jax.jit(_nt.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=3))
 
 
 def _check_apply_fn(apply_fn):
@@ -447,24 +451,31 @@ def linearized_gd_params(apply_fn, params0, x, y, *, learning_rate, steps):
     check_range("learning_rate", learning_rate, low=0.0, low_open=True, meaning="step size eta > 0")
     check_int("steps", steps, low=0)
     x = jnp.asarray(x)
-    f0, pullback = jax.vjp(lambda p: apply_fn(p, x), params0)
+    f0 = jax.eval_shape(apply_fn, params0, x)
     y = jnp.asarray(y)
     y = y[:, None] if y.ndim == 1 else y
     if y.shape != f0.shape:
         raise ValueError(
             f"`y` must have the network's output shape {f0.shape} (or ({f0.shape[0]},) for one output); got {y.shape}"
         )
+    return _linearized_gd_params(apply_fn, params0, x, y, float(learning_rate), steps), params0
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _linearized_gd_params(apply_fn, params0, x, y, eta, steps):
+    """θ_S of `linearized_gd_params`, one compiled program per network and shapes (op by op, the first
+    call at n = 800, width 256 took 7.5 s)."""
+    f0, pullback = jax.vjp(lambda p: apply_fn(p, x), params0)
     n, c = f0.shape
     kernel = empirical_ntk_full(apply_fn)(x, None, params0).transpose(0, 2, 1, 3).reshape(n * c, n * c)
     gamma, vecs = jnp.linalg.eigh(kernel)
     gamma = jnp.maximum(gamma, 0.0)
-    eta = float(learning_rate)
     tiny = gamma < 1e-12 * jnp.maximum(gamma[-1], 1e-300)
     safe = jnp.where(tiny, 1.0, gamma)
     weight = jnp.where(tiny, eta * steps, (1.0 - (1.0 - eta * safe) ** steps) / safe)
     coeff = -(vecs @ (weight * (vecs.T @ (f0 - y).reshape(-1)))).reshape(n, c)
     (delta,) = pullback(coeff)
-    return jax.tree.map(jnp.add, params0, delta), params0
+    return jax.tree.map(jnp.add, params0, delta)
 
 
 def lazy_params(params0):

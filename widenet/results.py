@@ -38,6 +38,7 @@ _UNITS = {
     "f_train": "network outputs on the training set",
     "f_test": "network outputs on the test set",
     "diverged_at": "step at which the run diverged, -1 if it did not",
+    "step_loss": "the loss each update's gradient was taken of, no L2 (TrainResult.step_loss)",
 }
 _RECORD_DIMS = {
     "ntk_top": ("ntk_eig",),
@@ -74,6 +75,8 @@ def from_train(result, *, config=None):
         dims = lead + ("record",) + _RECORD_DIMS.get(name, ())
         data[name] = (dims, np.asarray(value), {"units": _UNITS[name]})
     data["diverged_at"] = (lead, np.asarray(result.diverged_at), {"units": _UNITS["diverged_at"]})
+    if result.step_loss is not None:  # every update, on its own dimension (the records are a subset of steps)
+        data["step_loss"] = (lead + ("update",), np.asarray(result.step_loss), {"units": _UNITS["step_loss"]})
     for name, value in result.extra.items():
         value = np.asarray(value)
         dims = lead + ("record",) + tuple(f"{name}_{i}" for i in range(value.ndim - len(lead) - 1))
@@ -132,7 +135,7 @@ def train_result(dataset, *, params_like=None):
         param_norm=get("param_norm"),
         ntk_top=get("ntk_top") if "ntk_top" in dataset else empty(),
         hessian_top=get("hessian_top") if "hessian_top" in dataset else empty(),
-        f_train=get("f_train"), f_test=get("f_test"), diverged_at=get("diverged_at"),
+        f_train=get("f_train"), f_test=get("f_test"), diverged_at=get("diverged_at"), step_loss=get("step_loss"),
         extra=extra, final_params=params,
     )  # fmt: skip
 

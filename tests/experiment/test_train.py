@@ -223,6 +223,51 @@ def test_one_sgd_step_uses_n_over_b_times_a_batch_without_replacement(setup):
         np.testing.assert_allclose(a, w, rtol=1e-13)
 
 
+def test_step_loss_is_the_loss_before_each_update(setup):
+    """GD: step_loss[s] is the training loss at the parameters before update s, the `train_loss` record at
+    step s (checked against records at every step); sparse records change nothing; a sweep of 2 runs with
+    steps not a multiple of the records (the last chunk's no-op steps are dropped)."""
+    d, net, params = setup
+    stacked = jax.tree.map(lambda p: jnp.stack([p, 0.9 * p]), params)
+    kw = dict(learning_rate=jnp.array([0.01, 0.02]), l2=0.1)
+    every = train_sweep(net.apply_fn, stacked, d, TrainConfig(steps=11, record_every=1, n_eigs=0), **kw)
+    sparse = train_sweep(net.apply_fn, stacked, d, TrainConfig(steps=11, record_every=4, n_eigs=0,
+                                                               record_step_loss=True), **kw)  # fmt: skip
+    assert every.step_loss is None and sparse.step_loss.shape == (2, 11)
+    np.testing.assert_allclose(sparse.step_loss, every.train_loss[:, :-1], rtol=1e-12)
+    np.testing.assert_allclose(sparse.step_loss[:, [0, 4, 8]], sparse.train_loss[:, :-1], rtol=1e-12)
+    assert sparse.run(1).step_loss.shape == (11,)
+
+
+def test_step_loss_is_the_weighted_loss_and_the_scaled_batch_loss(setup):
+    d, net, params = setup
+    weights = jnp.linspace(0.2, 2.0, 24)
+    res = train(net.apply_fn, params, d, TrainConfig(steps=6, record_every=3, n_eigs=0, record_step_loss=True),
+                learning_rate=0.01, sample_weights=weights)  # fmt: skip
+    np.testing.assert_allclose(res.step_loss[[0, 3]], res.weighted_loss[:-1], rtol=1e-12)
+    # SGD: (n/b) Σ_{i∈B_s} ℓ_i at the parameters after s updates, B_s = batch_indices(key, s, n, b)
+    key, b, n = jax.random.PRNGKey(4), 6, 24
+    sgd = lambda steps, **extra: train(net.apply_fn, params, d, TrainConfig(steps=steps, record_every=2, batch_size=b,  # noqa: E731
+                                                                            n_eigs=0, **extra), learning_rate=0.02, key=key)  # fmt: skip
+    full = sgd(5, record_step_loss=True)
+    for s in (0, 3):
+        before = params if s == 0 else sgd(s).final_params
+        idx = np.asarray(batch_indices(key, s, n, b))
+        want = (n / b) * losses.mse(net.apply_fn(before, d.x_train[idx]), d.y_train[idx])
+        np.testing.assert_allclose(full.step_loss[s], want, rtol=1e-12)
+
+
+def test_step_loss_after_a_divergence_is_nan(setup):
+    d, net, params = setup
+    stacked = jax.tree.map(lambda p: jnp.stack([p, p]), params)
+    config = TrainConfig(steps=200, record_every=20, n_eigs=0, record_step_loss=True, divergence_loss=1e6)
+    res = train_sweep(net.apply_fn, stacked, d, config, learning_rate=jnp.array([0.01, 50.0]))
+    k = res.diverged_at[1]
+    assert res.diverged_at[0] == -1 and np.all(np.isfinite(res.step_loss[0]))
+    assert np.all(np.isfinite(res.step_loss[1, :k])) and np.all(np.isnan(res.step_loss[1, k + 1 :]))
+    assert not res.step_loss[1, k] <= 1e6  # the loss that marked the divergence (above the limit, or not finite)
+
+
 def test_batches_never_repeat_an_index():
     for step in range(200):
         idx = np.asarray(batch_indices(jax.random.PRNGKey(11), step, 10, 9))

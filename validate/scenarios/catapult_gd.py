@@ -56,19 +56,25 @@ def _comparison(ctx, cfg, d):
     )  # fmt: skip
 
 
-def _deep_sweep(ctx, key, apply_fn, inits, d, products, lam0, steps, record_every=1, n_eigs=0):
-    """Every init (its own λ0) at every product ηλ0, one vmapped sweep; arrays shaped (seeds, products, ...)."""
+def _every_step(res):
+    """½Σ(f - y)² at steps 0..steps: each update's own loss (`step_loss`, full-batch GD) and the last record."""
+    return np.concatenate([res.step_loss, res.train_loss[:, -1:]], axis=1)
+
+
+def _deep_sweep(ctx, key, apply_fn, inits, d, products, lam0, steps, kernel_every):
+    """Every init (its own λ0) at every product ηλ0, one vmapped sweep: the loss at every step and λ_max every
+    `kernel_every` steps; arrays shaped (seeds, products, ...)."""
 
     def compute():
         stacked = jax.tree.map(lambda *a: jnp.repeat(jnp.stack(a), len(products), axis=0), *inits)
-        config = TrainConfig(steps=steps, record_every=record_every, n_eigs=n_eigs, record_outputs=False,
-                             divergence_loss=1e10)  # fmt: skip
+        config = TrainConfig(steps=steps, record_every=kernel_every, n_eigs=1, record_outputs=False,
+                             divergence_loss=1e10, record_step_loss=True)  # fmt: skip
         rates = (np.asarray(products)[None, :] / np.asarray(lam0)[:, None]).ravel()
         res = train_sweep(apply_fn, stacked, d, config, learning_rate=rates, l2=0.0)
         shape = (len(inits), len(products))
-        return {"train_loss": np.asarray(res.train_loss).reshape(shape + (-1,)),
+        return {"train_loss": _every_step(res).reshape(shape + (-1,)),
                 "diverged_at": np.asarray(res.diverged_at).reshape(shape),
-                "ntk_top": np.asarray(res.ntk_top[..., 0]).reshape(shape + (-1,)) if n_eigs else np.zeros(0)}  # fmt: skip
+                "ntk_top": np.asarray(res.ntk_top[..., 0]).reshape(shape + (-1,))}  # fmt: skip
 
     return ctx.store.cached(key, compute)
 
@@ -116,12 +122,13 @@ def run(ctx: harness.Context):
 
     def quadratic_sweep():
         stacked = jax.tree.map(lambda *a: jnp.repeat(jnp.stack(a), len(x), axis=0), *inits)
-        config = TrainConfig(steps=cfg["steps"], record_every=1, record_outputs=False, divergence_loss=1e10)
+        config = TrainConfig(steps=cfg["steps"], record_every=min(10, cfg["steps"]), record_outputs=False,
+                             divergence_loss=1e10, record_step_loss=True)  # fmt: skip
         res = train_sweep(networks.quadratic(net.apply_fn), networks.lazy_params(stacked), d, config,
                           learning_rate=(x[None, :] / comp.lambda0[0][:, None]).ravel(), progress=f"quadratic width {narrow}")  # fmt: skip
         shape = (comp.seeds, len(x))
         return {
-            "train_loss": np.asarray(res.train_loss).reshape(shape + (-1,)),
+            "train_loss": _every_step(res).reshape(shape + (-1,)),
             "diverged_at": np.asarray(res.diverged_at).reshape(shape),
         }
 
@@ -148,12 +155,14 @@ def run(ctx: harness.Context):
     n_deep = len(deep_inits)
     ctx.log(f"  {label} ReLU: {n_deep} seeds x {len(deep_x)} learning rates, loss every step and λ_max every "
             f"{cfg['kernel_every']}")  # fmt: skip
-    base = f"{NAME}_deep{label}_n{cfg['n']}_steps{cfg['steps']}_s{n_deep}"
-    deep_run = _deep_sweep(ctx, base, deep_net.apply_fn, deep_inits, d, deep_x, deep_lam0, cfg["steps"])
-    kernel_run = _deep_sweep(ctx, base + f"_kernel{cfg['kernel_every']}", deep_net.apply_fn, deep_inits, d, deep_x,
-                             deep_lam0, cfg["steps"], record_every=cfg["kernel_every"], n_eigs=1)  # fmt: skip
+    # one sweep: the loss at every step (each update's own) and λ_max every kernel_every steps (until 2026-12-08
+    # two sweeps of the same runs, one recording at every step)
+    key = f"{NAME}_deep{label}_n{cfg['n']}_steps{cfg['steps']}_s{n_deep}_kernel{cfg['kernel_every']}"
+    deep_run = _deep_sweep(
+        ctx, key, deep_net.apply_fn, deep_inits, d, deep_x, deep_lam0, cfg["steps"], cfg["kernel_every"]
+    )
     sub = deep_x < 2.0
-    record_steps = np.arange(kernel_run["ntk_top"].shape[2]) * cfg["kernel_every"]
+    record_steps = np.arange(deep_run["ntk_top"].shape[2]) * cfg["kernel_every"]
     deep_phases, margins, spiked, quiet_crossed = [], [], [], []
     for s in range(n_deep):
         phases_s = catapult.measured_phase(deep_run["train_loss"][s], deep_run["diverged_at"][s])
@@ -161,12 +170,12 @@ def run(ctx: harness.Context):
         early = sub & (phases_s != "lazy")  # spikes the constant-λ0 picture forbids
         spiked.append(early.sum() / sub.sum())
         peak_step = np.argmax(np.nan_to_num(deep_run["train_loss"][s], nan=np.inf), axis=1)
-        crossed = np.array([deep_x[j] * np.nanmax(kernel_run["ntk_top"][s, j][record_steps <= peak_step[j]])
+        crossed = np.array([deep_x[j] * np.nanmax(deep_run["ntk_top"][s, j][record_steps <= peak_step[j]])
                             / deep_lam0[s] for j in np.nonzero(early)[0]])  # fmt: skip
         margins.append(crossed.min() if crossed.size else np.nan)  # NaN in a record makes the seed undefined
         # the runs below 2/λ0 that did not spike: did η·λ_max(t) pass 2 in them too? (necessary, not sufficient)
         quiet = np.nonzero(sub & (phases_s == "lazy"))[0]
-        quiet_crossed.append((sum(deep_x[j] * np.nanmax(kernel_run["ntk_top"][s, j]) / deep_lam0[s] > 2 for j in quiet),
+        quiet_crossed.append((sum(deep_x[j] * np.nanmax(deep_run["ntk_top"][s, j]) / deep_lam0[s] > 2 for j in quiet),
                               quiet.size))  # fmt: skip
     margins, spiked = np.asarray(margins), np.asarray(spiked)
     result.checks += [
@@ -187,7 +196,7 @@ def run(ctx: harness.Context):
         ),
     ]
     deep_phases = np.asarray(deep_phases)
-    sharpening = np.nanmax(kernel_run["ntk_top"], axis=2) / deep_lam0[:, None]
+    sharpening = np.nanmax(deep_run["ntk_top"], axis=2) / deep_lam0[:, None]
 
     result.tables.append(
         "Phases by the dynamics (catapult: the loss rose above L(0) and came back, and λ_max(NTK) ended below "
@@ -228,7 +237,7 @@ def run(ctx: harness.Context):
     colours = [f"C{j}" for j in range(len(deep_x))]
     panels = [{
         "title": f"{label} ReLU, seed 0: η λ_max(t) (every {cfg['kernel_every']} steps)", "xlabel": "step", "ylabel": "η λ_max(t)",
-        "experiment": [(f"ηλ0 = {v:g}", t_kernel, v * kernel_run["ntk_top"][0, j] / deep_lam0[0], {"color": colours[j], "ms": 2})
+        "experiment": [(f"ηλ0 = {v:g}", t_kernel, v * deep_run["ntk_top"][0, j] / deep_lam0[0], {"color": colours[j], "ms": 2})
                        for j, v in enumerate(deep_x)],
         "hlines": [("η λ_max = 2", 2.0)],
     }, {

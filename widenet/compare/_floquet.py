@@ -216,6 +216,8 @@ def floquet(
     def weights(step):
         return class_weights(step, n_classes=n_classes, period=period, amplitude=amplitude, shape=shape)[labels]
 
+    # every width's kernel has the same shape: one compiled radius for all of them
+    radius = jax.jit(jax.vmap(lambda eta, k: oscillatory.floquet_radius(k, cycle, learning_rate=eta), (0, None)))
     own, own_radius, growth, losses = [], [], [], []
     for width in widths:
         network = make_network(width)
@@ -231,8 +233,7 @@ def floquet(
         loss = res.train_loss.reshape(seeds, len(ratios), -1)
         losses.append(loss)
         growth.append([[growth_per_cycle(run) for run in seed] for seed in loss])
-        full = jax.jit(empirical_ntk_full(network.apply_fn))
-        radius = jax.jit(jax.vmap(lambda eta, k: oscillatory.floquet_radius(k, cycle, learning_rate=eta), (0, None)))
+        full = empirical_ntk_full(network.apply_fn)  # jitted
         own_w, radius_w = [], []
         for p in inits:  # each network's own full output kernel: its exact linear dynamics
             k = np.asarray(full(x, None, p))

@@ -49,6 +49,11 @@ class TrainConfig:
             needed for a model whose parameters are coupled (`networks.scale_invariant`).
         record_outputs: record network outputs on train and test points.
         divergence_loss: a training loss above this (or non-finite) marks the run diverged.
+        record_step_loss: also return `TrainResult.step_loss`, the loss of every update, which the
+            gradient computes anyway: a loss curve at every step at no extra cost, with records (and
+            their kernels or Hessians) as sparse as `record_every`. Recording every step through
+            `record_every=1` costs a forward pass per step and a record: a 250-step GD sweep of 75
+            runs at width 1024 took 57 s that way against 36 s with `record_every=25` (2 cores).
     """
 
     steps: int
@@ -62,6 +67,7 @@ class TrainConfig:
     ntk_implementation: int = 3
     record_outputs: bool = True
     divergence_loss: float = 1e12
+    record_step_loss: bool = False
 
     def __post_init__(self):
         check_int("steps", self.steps, low=1)
@@ -90,6 +96,12 @@ class TrainResult:
         hessian_top: (..., K, n_hessian_eigs) top Hessian eigenvalues of the weighted data loss.
         f_train: (..., K, n, C), f_test: (..., K, m, C) outputs (if recorded).
         diverged_at: (...,) step at which the run diverged, -1 if it did not.
+        step_loss: (..., steps) with `TrainConfig(record_step_loss=True)`, else None: entry s is the
+            objective the gradient of update s was taken of, at the parameters before update s, without
+            L2: full-batch GD, the training loss at step s (the `train_loss` record at step s up to
+            rounding); with `sample_weights`, the weighted loss (`weighted_loss`); SGD, the batch's
+            loss times n/b (an unbiased estimate of the training loss). NaN after `diverged_at`; the
+            entry at `diverged_at` is the loss that marked the divergence.
         extra: {name: (..., K, ...)} values of the caller's `observables` at each record.
         final_params: parameters at the end (frozen at divergence).
     """
@@ -108,6 +120,7 @@ class TrainResult:
     f_train: np.ndarray | None
     f_test: np.ndarray | None
     diverged_at: np.ndarray
+    step_loss: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
     final_params: object = field(repr=False, default=None)
 
@@ -128,7 +141,7 @@ class TrainResult:
 
 _PER_RUN = (
     "t", "train_loss", "weighted_loss", "l2", "test_loss", "train_accuracy", "test_accuracy",
-    "param_norm", "ntk_top", "hessian_top", "f_train", "f_test", "diverged_at",
+    "param_norm", "ntk_top", "hessian_top", "f_train", "f_test", "diverged_at", "step_loss",
 )  # fmt: skip
 
 
@@ -291,12 +304,18 @@ def train_sweep(
     first, blocks, carry = jax.device_get((first, blocks, carry))  # one transfer for the whole run
     # drop the padding runs that filled the last device
     first, blocks, carry = jax.tree.map(lambda a: a[:n_runs], (first, blocks, carry))
+    diverged_at = np.asarray(carry[2])
+    step_loss = None
+    if config.record_step_loss:  # each block (R, records, record_every) -> (R, steps); no-op steps past the end dropped
+        step_loss = np.concatenate([np.asarray(b.pop("step_loss")).reshape(n_runs, -1) for b in blocks], axis=1)
+        step_loss = step_loss[:, : config.steps]
+        step_loss = np.where((diverged_at[:, None] >= 0) & (np.arange(config.steps) > diverged_at[:, None]),
+                             np.nan, step_loss)  # fmt: skip
     # the first record is (R, ...); each block's records are (R, records, ...)
     stacked = {
         name: np.concatenate([np.asarray(first[name])[:, None]] + [np.asarray(b[name]) for b in blocks], axis=1)
         for name in first
     }
-    diverged_at = np.asarray(carry[2])
     steps = np.minimum(np.arange(n_chunks + 1) * config.record_every, config.steps)
     after = (diverged_at[:, None] >= 0) & (steps[None, :] > diverged_at[:, None])
     times = stacked.pop("t")
@@ -313,6 +332,7 @@ def train_sweep(
         f_train=stacked.pop("f_train", None),
         f_test=stacked.pop("f_test", None),
         diverged_at=diverged_at,
+        step_loss=step_loss,
         final_params=jax.tree.map(jnp.asarray, carry[0]),
         **stacked,
     )
@@ -571,7 +591,7 @@ def _engine(apply_fn, config, learning_rate_fn, l2_fn, weights_fn, observables, 
         new = jax.tree.map(lambda p, g: p - lr * (scale * g + lam * p), params, grads)
         params = jax.tree.map(lambda old, upd: jnp.where(stop, old, upd), params, new)
         t = jnp.where(stop, t, t + lr)
-        return (params, t, diverged_at, rule_state), None
+        return (params, t, diverged_at, rule_state), (value if config.record_step_loss else None)
 
     def observe(hyper, carry, arrays, step):
         params = carry[0]
@@ -607,9 +627,12 @@ def _engine(apply_fn, config, learning_rate_fn, l2_fn, weights_fn, observables, 
         def one_record(carry, r):
             first = start + r * config.record_every
             steps = first + jnp.arange(config.record_every)
-            carry, _ = jax.lax.scan(lambda c, s: step_fn(hyper, arrays, c, s), carry, steps)
+            carry, values = jax.lax.scan(lambda c, s: step_fn(hyper, arrays, c, s), carry, steps)
             done = jnp.minimum(first + config.record_every, config.steps)
-            return carry, observe(hyper, carry, arrays, done)
+            out = observe(hyper, carry, arrays, done)
+            if config.record_step_loss:
+                out["step_loss"] = values  # (record_every,): the losses of the steps this record ends
+            return carry, out
 
         return jax.lax.scan(one_record, carry, jnp.arange(n_records))
 

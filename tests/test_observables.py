@@ -1,9 +1,11 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from widenet import data, observables
+from widenet import data, networks, observables
 
 
 def test_agop_of_a_known_function_is_its_closed_form():
@@ -38,3 +40,29 @@ def test_alignment_is_a_cosine():
         observables.agop_alignment(a, jnp.eye(3))
     with pytest.raises(ValueError, match="`task`"):
         observables.true_agop("rank3", 10)
+
+
+@dataclasses.dataclass
+class _Scaled:
+    """A callable object holding an array: unhashable (a dataclass with eq), so it cannot be a static
+    argument of `jax.jit`; `agop` and `linearized_gd_params` run it op by op instead of failing."""
+
+    scale: jax.Array
+
+    def __call__(self, params, x):
+        return self.scale * networks.mlp((8,)).apply_fn(params, x)
+
+
+def test_an_unhashable_network_function_gives_the_same_agop_and_linear_model():
+    fn = _Scaled(jnp.asarray(1.5))
+    with pytest.raises(TypeError):
+        hash(fn)
+    wrapped = lambda p, x: fn(p, x)  # noqa: E731 - the same function, hashable: the compiled route
+    x = jax.random.normal(jax.random.PRNGKey(0), (12, 3))
+    params = networks.mlp((8,)).init(jax.random.PRNGKey(1), 3)
+    np.testing.assert_allclose(observables.agop(fn, params, x), observables.agop(wrapped, params, x), rtol=1e-12)
+    y = jnp.ones((12, 1))
+    eager, _ = networks.linearized_gd_params(fn, params, x, y, learning_rate=0.01, steps=7)
+    compiled, _ = networks.linearized_gd_params(wrapped, params, x, y, learning_rate=0.01, steps=7)
+    for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(compiled)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)

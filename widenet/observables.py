@@ -1,7 +1,5 @@
 """What theory and experiment both record: AGOP and its alignment (catapult slides, Sec. 3)."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -25,13 +23,24 @@ def agop(apply_fn, params, x):
     """
     x = jnp.asarray(x)
     check_shape("x", x, (None, None))
-    return _agop(apply_fn, params, x)
+    return (_agop if _hashable(apply_fn) else _agop_eager)(apply_fn, params, x)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _agop(apply_fn, params, x):
+def _hashable(fn):
+    """Whether `fn` can be a static argument of `jax.jit` (a callable object holding arrays cannot)."""
+    try:
+        hash(fn)
+    except TypeError:
+        return False
+    return True
+
+
+def _agop_eager(apply_fn, params, x):
     grads = jax.vmap(jax.jacrev(lambda xi: apply_fn(params, xi[None])[0]))(x)  # (n, C, d)
     return jnp.einsum("ncd,nce->de", grads, grads) / x.shape[0]
+
+
+_agop = jax.jit(_agop_eager, static_argnums=0)  # compiled once per apply_fn and shapes
 
 
 def agop_alignment(g, g_star):

@@ -459,17 +459,29 @@ def linearized_gd_params(apply_fn, params0, x, y, *, learning_rate, steps):
         raise ValueError(
             f"`y` must have the network's output shape {f0.shape} (or ({f0.shape[0]},) for one output); got {y.shape}"
         )
-    try:
-        hash(apply_fn)
-        solve = _linearized_gd_params
-    except TypeError:  # a callable object holding arrays cannot be a static argument: run it op by op
-        solve = _linearized_gd_params_eager
-    return solve(apply_fn, params0, x, y, float(learning_rate), steps), params0
+    return _linearized_gd_params(apply_fn, params0, x, y, float(learning_rate), steps), params0
 
 
-def _linearized_gd_params_eager(apply_fn, params0, x, y, eta, steps):
-    """θ_S of `linearized_gd_params`; compiled below, once per network and shapes (op by op, the first
-    call at n = 800, width 256 took 7.5 s; compiled, 4.2 s)."""
+def _compiled_per_function(impl):
+    """`impl(fn, *args)` compiled once per function `fn` (a static argument of `jax.jit`) and argument
+    shapes; run op by op for an `fn` that cannot be hashed (a callable object holding arrays), as
+    `jax.jit` cannot take it as static. For library functions whose first argument is a network."""
+    compiled = jax.jit(impl, static_argnums=0)
+
+    def call(fn, *args):
+        try:
+            hash(fn)
+        except TypeError:
+            return impl(fn, *args)
+        return compiled(fn, *args)
+
+    return call
+
+
+@_compiled_per_function
+def _linearized_gd_params(apply_fn, params0, x, y, eta, steps):
+    """θ_S of `linearized_gd_params` (op by op, the first call at n = 800, width 256 took 7.5 s; compiled,
+    4.2 s)."""
     f0, pullback = jax.vjp(lambda p: apply_fn(p, x), params0)
     n, c = f0.shape
     kernel = empirical_ntk_full(apply_fn)(x, None, params0).transpose(0, 2, 1, 3).reshape(n * c, n * c)
@@ -481,9 +493,6 @@ def _linearized_gd_params_eager(apply_fn, params0, x, y, eta, steps):
     coeff = -(vecs @ (weight * (vecs.T @ (f0 - y).reshape(-1)))).reshape(n, c)
     (delta,) = pullback(coeff)
     return jax.tree.map(jnp.add, params0, delta)
-
-
-_linearized_gd_params = jax.jit(_linearized_gd_params_eager, static_argnums=0)
 
 
 def lazy_params(params0):

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from ._checks import check_range, check_shape
+from .networks import _compiled_per_function
 
 __all__ = ["agop", "agop_alignment", "true_agop"]
 
@@ -23,24 +24,13 @@ def agop(apply_fn, params, x):
     """
     x = jnp.asarray(x)
     check_shape("x", x, (None, None))
-    return (_agop if _hashable(apply_fn) else _agop_eager)(apply_fn, params, x)
+    return _agop(apply_fn, params, x)
 
 
-def _hashable(fn):
-    """Whether `fn` can be a static argument of `jax.jit` (a callable object holding arrays cannot)."""
-    try:
-        hash(fn)
-    except TypeError:
-        return False
-    return True
-
-
-def _agop_eager(apply_fn, params, x):
+@_compiled_per_function
+def _agop(apply_fn, params, x):
     grads = jax.vmap(jax.jacrev(lambda xi: apply_fn(params, xi[None])[0]))(x)  # (n, C, d)
     return jnp.einsum("ncd,nce->de", grads, grads) / x.shape[0]
-
-
-_agop = jax.jit(_agop_eager, static_argnums=0)  # compiled once per apply_fn and shapes
 
 
 def agop_alignment(g, g_star):
